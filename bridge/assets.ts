@@ -1,0 +1,53 @@
+/**
+ * Static files of the browser page, read from this folder by module URL so
+ * that `deno compile --include bridge/` embeds them and the working
+ * directory does not matter.
+ *
+ * @module
+ */
+
+/** Files that may be served, with their content types. */
+const ASSETS: Record<string, string> = {
+  "page.html": "text/html; charset=utf-8",
+  "page.js": "text/javascript; charset=utf-8",
+  "page.css": "text/css; charset=utf-8",
+  "relay_client.js": "text/javascript; charset=utf-8",
+};
+
+const cache = new Map<string, Uint8Array>();
+
+/** Serves one asset by name; 404 for names that are not listed. */
+export async function serveAsset(
+  _request: Request,
+  name: string,
+): Promise<Response> {
+  const contentType = ASSETS[name];
+  if (contentType === undefined) {
+    return Response.json(
+      { error: { code: "not_found", message: `No asset named ${name}` } },
+      { status: 404 },
+    );
+  }
+
+  let body = cache.get(name);
+  if (body === undefined) {
+    try {
+      body = await Deno.readFile(new URL(`./${name}`, import.meta.url));
+    } catch {
+      return Response.json(
+        {
+          error: {
+            code: "not_found",
+            message: `Asset ${name} is missing from this build`,
+          },
+        },
+        { status: 404 },
+      );
+    }
+    cache.set(name, body);
+  }
+
+  return new Response(body as Uint8Array<ArrayBuffer>, {
+    headers: { "content-type": contentType, "cache-control": "no-cache" },
+  });
+}

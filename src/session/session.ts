@@ -1,0 +1,440 @@
+/**
+ * The participant protocol, independent of the transport: handshake,
+ * authentication, join, signals, media, token expiry and close. WebSocket
+ * and WebTransport adapters feed it frames and carry out its sends.
+ *
+ * @module
+ */
+
+import type { Authenticator } from "../auth/authenticator.ts";
+import { errorMessage, type Logger } from "../log.ts";
+import type { RoomManager } from "../room/manager.ts";
+import { Participant, type ParticipantSink } from "../room/participant.ts";
+import { directiveFor } from "../room/quality.ts";
+import type { Room } from "../room/room.ts";
+import type { AuthResultLabel, RelayStats, TransportKind } from "../stats.ts";
+import { CLOSE, type CloseReason } from "../wire/close_codes.ts";
+import {
+  checkMediaPacket,
+  hasQualityReport,
+  QUALITY_REPORT_BYTES,
+} from "../wire/media.ts";
+import type { RoomName } from "../wire/room_name.ts";
+import {
+  type ClientSignal,
+  parseClientSignal,
+  type RelaySignal,
+} from "../wire/signals.ts";
+
+/** Settings a session reads when it needs them, so a reload applies. */
+export interface SessionSettings {
+  handshakeTimeoutMs: number;
+  maxSignalBytes: number;
+}
+
+/** What the relay gives every session. */
+export interface SessionContext {
+  readonly rooms: RoomManager;
+  readonly auth: Authenticator;
+  readonly stats: RelayStats;
+  readonly logger: Logger;
+  readonly settings: SessionSettings;
+  /** The relay's identity fingerprint, sent in `welcome`. */
+  readonly relayFingerprint: string;
+  /** True while the relay drains before it stops. */
+  readonly draining: boolean;
+  /** Called once when a session starts and once when it ends. */
+  track(session: ParticipantSession): void;
+  untrack(session: ParticipantSession): void;
+}
+
+/** What a session needs from its transport. */
+export interface SessionTransport {
+  readonly kind: Exclude<TransportKind, "federated">;
+  sendMedia(frame: Uint8Array): void;
+  sendSignal(text: string): void;
+  /** Ends the transport with `code` and `reason`. Called once. */
+  closeTransport(code: number, reason: string): void;
+}
+
+/** Session states, in order. */
+export type SessionState = "handshake" | "authenticating" | "joined" | "closed";
+
+/** Options of {@linkcode ParticipantSession}. */
+export interface SessionInit {
+  room: RoomName;
+  /** Token from the `?token=` query parameter, if any. */
+  queryToken?: string;
+  /** Peer address for logs. */
+  remote?: string;
+}
+
+let sessionCounter = 0;
+
+/** Returns a participant id unique within this process. */
+function nextParticipantId(): string {
+  sessionCounter++;
+  const random = crypto.getRandomValues(new Uint32Array(1))[0]!;
+  return `p${sessionCounter.toString(36)}${
+    random.toString(36).padStart(7, "0")
+  }`;
+}
+
+/** One participant's session, from connect to close. */
+export class ParticipantSession implements ParticipantSink {
+  readonly id: string = nextParticipantId();
+  readonly kind: Exclude<TransportKind, "federated">;
+  readonly roomName: RoomName;
+  readonly remote: string;
+  /** Resolves once the session is closed and has left its room. */
+  readonly closed: Promise<void>;
+
+  readonly #context: SessionContext;
+  readonly #transport: SessionTransport;
+  readonly #queryToken: string | undefined;
+  readonly #logger: Logger;
+  readonly #startedAt = performance.now();
+  #state: SessionState = "handshake";
+  #room: Room | null = null;
+  #participant: Participant | null = null;
+  #handshakeTimer: ReturnType<typeof setTimeout> | undefined;
+  #expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  #resolveClosed!: () => void;
+
+  constructor(
+    context: SessionContext,
+    transport: SessionTransport,
+    init: SessionInit,
+  ) {
+    this.#context = context;
+    this.#transport = transport;
+    this.kind = transport.kind;
+    this.roomName = init.room;
+    this.remote = init.remote ?? "unknown";
+    this.#queryToken = init.queryToken;
+    this.#logger = context.logger;
+    this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
+
+    context.track(this);
+    this.#handshakeTimer = setTimeout(() => {
+      this.#handshakeTimer = undefined;
+      this.close(CLOSE.timeout, "No hello within the handshake timeout");
+    }, context.settings.handshakeTimeoutMs);
+  }
+
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  /** The participant, once joined. */
+  get participant(): Participant | null {
+    return this.#participant;
+  }
+
+  /** Handles one signal frame's text. */
+  handleSignal(text: string): void {
+    if (this.#state === "closed") return;
+
+    // A UTF-16 length over the limit may still fit in bytes only when the
+    // text is ASCII, and then the two lengths are equal.
+    const limit = this.#context.settings.maxSignalBytes;
+    if (text.length > limit || utf8Length(text, limit) > limit) {
+      this.close(
+        CLOSE.tooLarge,
+        `Signal frame over ${limit} bytes, the maximum`,
+      );
+      return;
+    }
+
+    const parsed = parseClientSignal(text);
+    if (!parsed.ok) {
+      this.close(CLOSE.badRequest, parsed.message);
+      return;
+    }
+    this.#dispatch(parsed.signal);
+  }
+
+  /**
+   * Handles one media packet: the hot path. Checks the header, stores a
+   * quality report if present, and forwards.
+   */
+  handleMedia(packet: Uint8Array): void {
+    const participant = this.#participant;
+    const stats = this.#context.stats;
+    if (participant === null) {
+      if (this.#state === "handshake") {
+        this.close(CLOSE.badRequest, "Media before hello");
+      } else if (this.#state === "authenticating") {
+        stats.dropped.not_joined++;
+      }
+      return;
+    }
+
+    stats.received[this.kind]++;
+    const reason = checkMediaPacket(packet);
+    if (reason !== null) {
+      stats.dropped[reason]++;
+      return;
+    }
+
+    if (hasQualityReport(packet)) {
+      participant.quality.storeReport(
+        packet,
+        packet.length - QUALITY_REPORT_BYTES,
+      );
+    }
+
+    this.#room!.forward(participant, packet);
+  }
+
+  /** Handles the transport going away without a close from the relay. */
+  handleTransportClosed(): void {
+    this.#finish();
+  }
+
+  // ParticipantSink: the room sends through these.
+
+  sendMedia(frame: Uint8Array): void {
+    this.#transport.sendMedia(frame);
+  }
+
+  sendSignal(text: string): void {
+    if (this.#state === "closed") return;
+    this.#transport.sendSignal(text);
+  }
+
+  /**
+   * Closes the session: sends `error` (unless the close is normal), closes
+   * the transport with the code, and leaves the room. Idempotent.
+   */
+  close(reason: CloseReason, message: string): void {
+    if (this.#state === "closed") return;
+
+    if (reason.code !== CLOSE.normal.code) {
+      this.#send({ type: "error", code: reason.error, message });
+    }
+    this.#context.stats.countClose(reason.code);
+    this.#logger.debug("session closing", {
+      session: this.id,
+      room: this.roomName,
+      code: reason.code,
+      reason: message,
+    });
+
+    const wireReason = reason.code === CLOSE.normal.code ? "" : reason.error;
+    this.#finish();
+    try {
+      this.#transport.closeTransport(reason.code, wireReason);
+    } catch (error) {
+      this.#logger.debug("transport close failed", {
+        session: this.id,
+        error: errorMessage(error),
+      });
+    }
+  }
+
+  #send(signal: RelaySignal): void {
+    this.#transport.sendSignal(JSON.stringify(signal));
+  }
+
+  #dispatch(signal: ClientSignal): void {
+    switch (signal.type) {
+      case "hello":
+      case "auth":
+        if (this.#state !== "handshake") {
+          this.close(
+            CLOSE.badRequest,
+            `Unexpected ${signal.type}: already sent`,
+          );
+          return;
+        }
+        this.#state = "authenticating";
+        void this.#join(
+          signal.token ?? this.#queryToken,
+          signal.type === "hello" ? signal.alias : undefined,
+        );
+        return;
+
+      case "ping":
+        this.#send({ type: "pong", ts: signal.ts });
+        return;
+
+      case "hangup":
+        this.close(CLOSE.normal, signal.reason ?? "hangup");
+        return;
+
+      case "refresh":
+        if (this.#state !== "joined") {
+          this.close(CLOSE.badRequest, "Unexpected refresh before welcome");
+          return;
+        }
+        void this.#refresh(signal.token);
+        return;
+
+      case "unknown":
+        this.#context.stats.unknownSignals++;
+        return;
+    }
+  }
+
+  async #join(
+    token: string | undefined,
+    alias: string | undefined,
+  ): Promise<void> {
+    const context = this.#context;
+    let outcome;
+    try {
+      outcome = await context.auth.authenticate(token, this.roomName);
+    } catch (error) {
+      this.#logger.error("authentication failed", {
+        session: this.id,
+        error: errorMessage(error),
+      });
+      this.#countAuth("unavailable");
+      this.close(CLOSE.unauthorized, "Authentication failed");
+      return;
+    }
+    if (this.#state !== "authenticating") return;
+
+    if (!outcome.ok) {
+      this.#countAuth(outcome.result);
+      this.close(
+        outcome.code === "forbidden" ? CLOSE.forbidden : CLOSE.unauthorized,
+        outcome.message,
+      );
+      return;
+    }
+    if (context.auth.required) this.#countAuth("ok");
+
+    if (context.draining) {
+      this.close(CLOSE.shuttingDown, "The relay is shutting down");
+      return;
+    }
+
+    const participant = new Participant({
+      id: this.id,
+      alias: alias ?? outcome.identity.alias,
+      fingerprint: outcome.identity.fingerprint ?? outcome.identity.subject,
+      relay: null,
+      sink: this,
+    });
+
+    // The welcome goes out inside the join, after the limit checks and
+    // before the room_update that the join sends to everyone.
+    const result = context.rooms.join(this.roomName, participant, (room) => {
+      clearTimeout(this.#handshakeTimer);
+      this.#handshakeTimer = undefined;
+      this.#room = room;
+      this.#participant = participant;
+      this.#state = "joined";
+      this.#send({
+        type: "welcome",
+        participant_id: this.id,
+        room: this.roomName,
+        relay: context.relayFingerprint,
+      });
+    });
+    if (!result.ok) {
+      this.close(CLOSE.roomFull, result.message);
+      return;
+    }
+
+    const tier = result.room.quality.tier;
+    if (tier !== null) this.#send(directiveFor(tier));
+
+    this.#armExpiry(outcome.expiresAt);
+    context.stats.onHandshake((performance.now() - this.#startedAt) / 1000);
+    this.#logger.debug("participant joined", {
+      session: this.id,
+      room: this.roomName,
+      transport: this.kind,
+      remote: this.remote,
+    });
+  }
+
+  async #refresh(token: string): Promise<void> {
+    let outcome;
+    try {
+      outcome = await this.#context.auth.authenticate(token, this.roomName);
+    } catch (error) {
+      this.#logger.error("token refresh failed", {
+        session: this.id,
+        error: errorMessage(error),
+      });
+      this.close(CLOSE.unauthorized, "Token refresh failed");
+      return;
+    }
+    if (this.#state !== "joined") return;
+
+    if (!outcome.ok) {
+      this.#countAuth(outcome.result);
+      this.close(
+        outcome.code === "forbidden" ? CLOSE.forbidden : CLOSE.unauthorized,
+        outcome.message,
+      );
+      return;
+    }
+    this.#armExpiry(outcome.expiresAt);
+  }
+
+  #armExpiry(expiresAt: number | null): void {
+    clearTimeout(this.#expiryTimer);
+    this.#expiryTimer = undefined;
+    if (expiresAt === null) return;
+
+    // setTimeout takes at most 2^31-1 ms; a later expiry re-arms on firing.
+    const delay = Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1);
+    this.#expiryTimer = setTimeout(() => {
+      this.#expiryTimer = undefined;
+      if (Date.now() < expiresAt) {
+        this.#armExpiry(expiresAt);
+        return;
+      }
+      this.close(CLOSE.unauthorized, "Token expired; send refresh before exp");
+    }, delay);
+  }
+
+  #countAuth(result: AuthResultLabel): void {
+    this.#context.stats.auth[result]++;
+  }
+
+  /** Leaves the room and releases timers. Idempotent. */
+  #finish(): void {
+    if (this.#state === "closed") return;
+
+    this.#state = "closed";
+    clearTimeout(this.#handshakeTimer);
+    clearTimeout(this.#expiryTimer);
+    this.#handshakeTimer = undefined;
+    this.#expiryTimer = undefined;
+
+    const room = this.#room;
+    const participant = this.#participant;
+    this.#room = null;
+    this.#participant = null;
+    if (room !== null && participant !== null) {
+      this.#context.rooms.leave(room, participant);
+      this.#logger.debug("participant left", {
+        session: this.id,
+        room: this.roomName,
+      });
+    }
+    this.#context.untrack(this);
+    this.#resolveClosed();
+  }
+}
+
+/** Returns the UTF-8 length of `text`, stopping early once over `limit`. */
+function utf8Length(text: string, limit: number): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length && bytes <= limit; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) bytes += 1;
+    else if (unit < 0x800) bytes += 2;
+    else if (unit >= 0xd800 && unit < 0xdc00) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
