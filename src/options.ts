@@ -50,9 +50,9 @@ export interface RelayOptions {
   noWebTransport: boolean;
   /** Directory for the identity key and generated certificates. @default {"./relay-data"} */
   dataDir: string;
-  /** PEM certificate chain for WebTransport; generated when unset. */
+  /** Path of the PEM certificate chain for WebTransport; generated when unset. */
   cert?: string;
-  /** PEM private key that goes with `cert`. */
+  /** Path of the PEM private key that goes with `cert`. */
   key?: string;
   /** HS256 secret that verifies participant JWTs. */
   tokenSecret?: string;
@@ -68,7 +68,7 @@ export interface RelayOptions {
   logFormat: LogFormat;
   /** Time a client has to send `hello`, in ms. @default {5000} */
   handshakeTimeoutMs: number;
-  /** Interval of WebSocket liveness pings, in ms. @default {10000} */
+  /** Interval of QUIC keep-alive packets on WebTransport sessions, in ms. WebSocket pings follow `livenessTimeoutMs`. @default {10000} */
   pingIntervalMs: number;
   /** Time without a pong before a participant is dropped, in ms. @default {30000} */
   livenessTimeoutMs: number;
