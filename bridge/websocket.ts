@@ -50,9 +50,9 @@ class WebSocketTransport implements SessionTransport {
     this.#settings = settings;
   }
 
-  sendMedia(frame: Uint8Array): void {
+  sendMedia(frame: Uint8Array): boolean {
     const socket = this.#socket;
-    if (socket.readyState !== WebSocket.OPEN) return;
+    if (socket.readyState !== WebSocket.OPEN) return false;
 
     const settings = this.#settings;
     if (socket.bufferedAmount > settings.wsBufferLimitBytes) {
@@ -66,11 +66,12 @@ class WebSocketTransport implements SessionTransport {
           `Receive buffer over ${settings.wsBufferLimitBytes} bytes for ${settings.slowConsumerTimeoutMs} ms`,
         );
       }
-      return;
+      return false;
     }
 
     this.#overLimitSince = 0;
     socket.send(frame);
+    return true;
   }
 
   sendSignal(text: string): void {

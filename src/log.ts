@@ -91,7 +91,6 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   return new LeveledLogger(state, "relay");
 }
 
-
 class LeveledLogger implements Logger {
   #state: SharedState;
   #component: string;

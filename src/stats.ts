@@ -63,8 +63,12 @@ export class RelayStats {
   readonly auth: Record<AuthResultLabel, number> = zeroed(AUTH_RESULTS);
   /** `quality_directive` signals sent, one per receiver. */
   qualityDirectives = 0;
+  /** Signals dropped by the per-participant signal rate limit. */
+  droppedSignals = 0;
   /** Signals with a `type` this relay does not know. */
   unknownSignals = 0;
+  /** WebTransport connections that failed before their session started. */
+  webTransportAcceptErrors = 0;
   /** Sessions closed, by close code. */
   readonly closes = new Map<number, number>();
   /** Receives each handshake duration in seconds, at `welcome`. */

@@ -14,10 +14,11 @@ import { QualityState } from "./quality.ts";
 export interface ParticipantSink {
   readonly kind: TransportKind;
   /**
-   * Sends one relay frame. Must not throw or await: a receiver that cannot
-   * take the frame drops it and counts the drop itself.
+   * Sends one relay frame and returns whether it was sent. Must not throw
+   * or await: a receiver that cannot take the frame drops it, counts the
+   * drop by reason itself and returns false.
    */
-  sendMedia(frame: Uint8Array): void;
+  sendMedia(frame: Uint8Array): boolean;
   /** Sends one serialized signal. Must not throw. */
   sendSignal(text: string): void;
   /** Closes the session, sending an `error` signal first. Idempotent. */

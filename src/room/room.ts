@@ -116,7 +116,8 @@ export class Room {
 
   /**
    * Forwards one checked media packet from `from` to every other local
-   * participant, as the same frame object, then to the media tap.
+   * participant, as the same frame object, then, for a local sender, to the
+   * media tap.
    */
   forward(from: Participant, packet: Uint8Array): void {
     const frame = buildRelayFrame(from.source, packet);
@@ -125,8 +126,7 @@ export class Room {
     for (let i = 0; i < receivers.length; i++) {
       const receiver = receivers[i]!;
       if (receiver === from) continue;
-      receiver.sink.sendMedia(frame);
-      sent++;
+      if (receiver.sink.sendMedia(frame)) sent++;
     }
 
     const stats = this.#stats;
@@ -134,7 +134,7 @@ export class Room {
     stats.bytesForwarded += sent * frame.length;
 
     const tap = this.mediaTap;
-    if (tap !== null) tap(this, from, packet);
+    if (tap !== null && from.sink.kind !== "federated") tap(this, from, packet);
   }
 
   /** Returns the `room_update` signal for the current membership. */

@@ -20,6 +20,7 @@ import {
   QUALITY_REPORT_BYTES,
 } from "../wire/media.ts";
 import type { RoomName } from "../wire/room_name.ts";
+import { RATE, RateWindow } from "./rate_window.ts";
 import {
   type ClientSignal,
   parseClientSignal,
@@ -30,6 +31,10 @@ import {
 export interface SessionSettings {
   handshakeTimeoutMs: number;
   maxSignalBytes: number;
+  maxMediaPacketsPerSecond: number;
+  maxMediaBytesPerSecond: number;
+  maxSignalsPerSecond: number;
+  rateLimitGraceMs: number;
 }
 
 /** What the relay gives every session. */
@@ -51,7 +56,8 @@ export interface SessionContext {
 /** What a session needs from its transport. */
 export interface SessionTransport {
   readonly kind: Exclude<TransportKind, "federated">;
-  sendMedia(frame: Uint8Array): void;
+  /** Sends one relay frame; false when dropped (the transport counts why). */
+  sendMedia(frame: Uint8Array): boolean;
   sendSignal(text: string): void;
   /** Ends the transport with `code` and `reason`. Called once. */
   closeTransport(code: number, reason: string): void;
@@ -88,6 +94,8 @@ export class ParticipantSession implements ParticipantSink {
   readonly remote: string;
   /** Resolves once the session is closed and has left its room. */
   readonly closed: Promise<void>;
+  /** Resolves once the transport reports that the connection is gone. */
+  readonly transportClosed: Promise<void>;
 
   readonly #context: SessionContext;
   readonly #transport: SessionTransport;
@@ -100,6 +108,9 @@ export class ParticipantSession implements ParticipantSink {
   #handshakeTimer: ReturnType<typeof setTimeout> | undefined;
   #expiryTimer: ReturnType<typeof setTimeout> | undefined;
   #resolveClosed!: () => void;
+  readonly #mediaRate = new RateWindow();
+  readonly #signalRate = new RateWindow();
+  #resolveTransportClosed!: () => void;
 
   constructor(
     context: SessionContext,
@@ -114,6 +125,9 @@ export class ParticipantSession implements ParticipantSink {
     this.#queryToken = init.queryToken;
     this.#logger = context.logger;
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
+    this.transportClosed = new Promise((resolve) =>
+      this.#resolveTransportClosed = resolve
+    );
 
     context.track(this);
     this.#handshakeTimer = setTimeout(() => {
@@ -146,6 +160,25 @@ export class ParticipantSession implements ParticipantSink {
       return;
     }
 
+    const settings = this.#context.settings;
+    const rate = this.#signalRate.take(
+      performance.now(),
+      0,
+      settings.maxSignalsPerSecond,
+      Number.POSITIVE_INFINITY,
+      settings.rateLimitGraceMs,
+    );
+    if (rate !== RATE.ok) {
+      this.#context.stats.droppedSignals++;
+      if (rate === RATE.close) {
+        this.close(
+          CLOSE.rateLimited,
+          `Over ${settings.maxSignalsPerSecond} signals per second for ${settings.rateLimitGraceMs} ms`,
+        );
+      }
+      return;
+    }
+
     const parsed = parseClientSignal(text);
     if (!parsed.ok) {
       this.close(CLOSE.badRequest, parsed.message);
@@ -171,6 +204,25 @@ export class ParticipantSession implements ParticipantSink {
     }
 
     stats.received[this.kind]++;
+    const settings = this.#context.settings;
+    const rate = this.#mediaRate.take(
+      performance.now(),
+      packet.length,
+      settings.maxMediaPacketsPerSecond,
+      settings.maxMediaBytesPerSecond,
+      settings.rateLimitGraceMs,
+    );
+    if (rate !== RATE.ok) {
+      stats.dropped.rate_limited++;
+      if (rate === RATE.close) {
+        this.close(
+          CLOSE.rateLimited,
+          `Over ${settings.maxMediaPacketsPerSecond} packets or ${settings.maxMediaBytesPerSecond} bytes per second for ${settings.rateLimitGraceMs} ms`,
+        );
+      }
+      return;
+    }
+
     const reason = checkMediaPacket(packet);
     if (reason !== null) {
       stats.dropped[reason]++;
@@ -190,12 +242,13 @@ export class ParticipantSession implements ParticipantSink {
   /** Handles the transport going away without a close from the relay. */
   handleTransportClosed(): void {
     this.#finish();
+    this.#resolveTransportClosed();
   }
 
   // ParticipantSink: the room sends through these.
 
-  sendMedia(frame: Uint8Array): void {
-    this.#transport.sendMedia(frame);
+  sendMedia(frame: Uint8Array): boolean {
+    return this.#transport.sendMedia(frame);
   }
 
   sendSignal(text: string): void {
@@ -302,6 +355,13 @@ export class ParticipantSession implements ParticipantSink {
         outcome.code === "forbidden" ? CLOSE.forbidden : CLOSE.unauthorized,
         outcome.message,
       );
+      return;
+    }
+    // The verifier allows clock skew on `exp`; a token already past it
+    // would be welcomed only to be closed at once.
+    if (outcome.expiresAt !== null && outcome.expiresAt <= Date.now()) {
+      this.#countAuth("expired");
+      this.close(CLOSE.unauthorized, "Token expired; request a new token");
       return;
     }
     if (context.auth.required) this.#countAuth("ok");
