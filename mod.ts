@@ -13,7 +13,22 @@
  * @module
  */
 
-export { Relay, type RelayStartInit, type RelayState } from "./src/relay.ts";
+export {
+  Relay,
+  type RelayStartInit,
+  type RelayState,
+  type WebTransportInfo,
+} from "./src/relay.ts";
+export {
+  type CloseInfo,
+  type ReconnectOptions,
+  RelayClient,
+  type RelayClientEventMap,
+  type RelayClientOptions,
+  type RelayClientState,
+  RelayCloseError,
+  type ServerCertificateHash,
+} from "./src/client/mod.ts";
 export {
   DEFAULT_OPTIONS,
   type FederationOptions,

@@ -32,8 +32,11 @@ export interface HttpDependencies {
   /** Current settings, read per request so a reload applies. */
   settings: () => WebSocketSettings & { adminToken?: string };
   identity: { fingerprint: string; publicKeyBase64: string };
-  /** Body of `GET /api/webtransport`, or null when WebTransport is off. */
-  webTransportInfo: () => Promise<unknown | null>;
+  /**
+   * Body of `GET /api/webtransport`, or null when WebTransport is off.
+   * Receives the request's Host header, if any, to build the URL with.
+   */
+  webTransportInfo: (host: string | undefined) => Promise<unknown | null>;
   /** Body of `GET /api/federation/peers`. */
   federationPeers: () => unknown;
   /** Extra details of a room, such as its quality tier. */
@@ -132,7 +135,7 @@ export function createHttpApp(deps: HttpDependencies): Hono<Env> {
     }));
 
   app.get("/api/webtransport", async (c) => {
-    const info = await deps.webTransportInfo();
+    const info = await deps.webTransportInfo(c.req.header("host"));
     if (info === null) {
       return apiError(
         c,

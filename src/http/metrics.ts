@@ -170,6 +170,16 @@ export function createMetricsRegistry(
     },
   });
 
+  new client.Counter({
+    name: "wzp_relay_webtransport_accept_errors_total",
+    help: "WebTransport connections that failed before their session started",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats.webTransportAcceptErrors);
+    },
+  });
+
   const handshake = new client.Histogram({
     name: "wzp_relay_handshake_duration_seconds",
     help: "Time from connect to welcome",
