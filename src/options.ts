@@ -86,6 +86,16 @@ export interface RelayOptions {
   slowConsumerTimeoutMs: number;
   /** Datagram writes in flight per WebTransport receiver before drops. @default {64} */
   maxDatagramsInFlight: number;
+  /** Media packets per second one participant may send. @default {200} */
+  maxMediaPacketsPerSecond: number;
+  /** Media bytes per second one participant may send. @default {65536} */
+  maxMediaBytesPerSecond: number;
+  /** Signals per second one participant may send. @default {20} */
+  maxSignalsPerSecond: number;
+  /** Time a participant may stay over a rate limit before close 4429, in ms. @default {5000} */
+  rateLimitGraceMs: number;
+  /** Media packets per second accepted from one remote sender. @default {100} */
+  federationRateLimit: number;
   /** Interval of the quality recompute timer, in ms. @default {1000} */
   qualityIntervalMs: number;
   /** Age after which a participant's quality report no longer counts, in ms. @default {10000} */
@@ -118,6 +128,11 @@ export const DEFAULT_OPTIONS: RelayOptions = Object.freeze({
   wsBufferLimitBytes: 65_536,
   slowConsumerTimeoutMs: 10_000,
   maxDatagramsInFlight: 64,
+  maxMediaPacketsPerSecond: 200,
+  maxMediaBytesPerSecond: 65_536,
+  maxSignalsPerSecond: 20,
+  rateLimitGraceMs: 5_000,
+  federationRateLimit: 100,
   qualityIntervalMs: 1_000,
   qualityStaleMs: 10_000,
   shutdownTimeoutMs: 5_000,

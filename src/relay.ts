@@ -13,6 +13,11 @@ import {
 import { createHttpApp, type HttpBindings } from "./http/app.ts";
 import { createMetricsRegistry } from "./http/metrics.ts";
 import { RelayIdentity } from "./identity/identity.ts";
+import { CertificateManager } from "./identity/certificate_manager.ts";
+import {
+  createSignedCertificateHashes,
+  type SignedCertificateHashes,
+} from "./identity/certificate_hashes.ts";
 import { createLogger, errorMessage, type Logger } from "./log.ts";
 import { type RelayOptions, resolveOptions } from "./options.ts";
 import { RoomManager } from "./room/manager.ts";
@@ -25,6 +30,10 @@ import type {
 } from "./session/session.ts";
 import { RelayStats } from "./stats.ts";
 import { CLOSE } from "./wire/close_codes.ts";
+import { ROOM_PATH_PREFIX } from "./webtransport/routing.ts";
+import { WebTransportServer } from "./webtransport/server.ts";
+import { Federation } from "./federation/federation.ts";
+import { registerFederationMetrics } from "./federation/metrics.ts";
 
 /** Lifecycle states of a relay. */
 export type RelayState = "running" | "draining" | "stopped";
@@ -35,6 +44,21 @@ export interface RelayStartInit {
   logger?: Logger;
   /** Identity to use instead of the one in the data directory. */
   identity?: RelayIdentity;
+  /**
+   * WebTransport certificates to use instead of a manager made from the
+   * `cert`, `key` and `dataDir` options. The relay starts its rotation
+   * timer and closes it on stop.
+   */
+  certificates?: CertificateManager;
+}
+
+/** Body of `GET /api/webtransport`. */
+export interface WebTransportInfo extends SignedCertificateHashes {
+  /**
+   * URL of the participant endpoint up to the room: clients append one
+   * percent-encoded room name, as in `https://host:4433/room/lobby`.
+   */
+  url: string;
 }
 
 /** A running relay. */
@@ -54,6 +78,11 @@ export class Relay {
   #server: Deno.HttpServer<Deno.NetAddr> | null = null;
   #serverAbort = new AbortController();
   #quality: QualityTimer;
+  #certificates: CertificateManager | null;
+  #webTransport: WebTransportServer | null = null;
+  readonly #federation: Federation;
+  /** Last signed hash list, reused until the hashes change. */
+  #signedHashes: SignedCertificateHashes | null = null;
   #stopping: Promise<void> | null = null;
   #resolveClosed!: () => void;
 
@@ -62,8 +91,10 @@ export class Relay {
     identity: RelayIdentity,
     auth: Authenticator,
     logger: Logger,
+    certificates: CertificateManager | null,
   ) {
     this.#options = options;
+    this.#certificates = certificates;
     this.identity = identity;
     this.#auth = auth;
     this.logger = logger;
@@ -78,6 +109,20 @@ export class Relay {
       rooms: this.rooms,
       sessionCount: () => this.#sessions.size,
     });
+    this.#federation = new Federation({
+      options: options.federation,
+      identity,
+      rooms: this.rooms,
+      stats: this.stats,
+      logger: logger.child("federation"),
+      rateLimit: options.federationRateLimit,
+    });
+    registerFederationMetrics(this.registry, this.#federation);
+  }
+
+  /** The federation layer: links to peer relays and bridged rooms. */
+  get federation(): Federation {
+    return this.#federation;
   }
 
   /**
@@ -100,7 +145,18 @@ export class Relay {
       logger: logger.child("auth"),
     });
 
-    const relay = new Relay(resolved, identity, auth, logger);
+    let certificates: CertificateManager | null = null;
+    if (!resolved.noWebTransport) {
+      certificates = init.certificates ?? await CertificateManager.create({
+        dataDir: resolved.dataDir,
+        certFile: resolved.cert,
+        keyFile: resolved.key,
+        hostnames: certificateHostnames(resolved.host),
+        logger: logger.child("certificates"),
+      });
+    }
+
+    const relay = new Relay(resolved, identity, auth, logger, certificates);
     try {
       await relay.#listen();
     } catch (error) {
@@ -129,6 +185,50 @@ export class Relay {
     return `http://${connectHost(this.#options.host)}:${this.httpPort}`;
   }
 
+  /** UDP port of the WebTransport endpoint; 0 when it is disabled. */
+  get wtPort(): number {
+    return this.#webTransport?.addr.port ?? 0;
+  }
+
+  /**
+   * URL of the WebTransport participant endpoint up to the room name, with
+   * a host clients can reach; null when WebTransport is disabled.
+   */
+  get wtUrl(): string | null {
+    if (this.#webTransport === null) return null;
+    return webTransportUrl(connectHost(this.#options.host), this.wtPort);
+  }
+
+  /**
+   * Body of `GET /api/webtransport`: the endpoint URL and the certificate
+   * hashes signed with the identity key; null when WebTransport is
+   * disabled. The URL's host is `host` (a Host header) when given, else
+   * the bind address made reachable.
+   */
+  async webTransportInfo(host?: string): Promise<WebTransportInfo | null> {
+    const certificates = this.#certificates;
+    if (this.#webTransport === null || certificates === null) return null;
+
+    const hashes = certificates.hashes;
+    let signed = this.#signedHashes;
+    if (signed === null || !sameHashes(signed, hashes)) {
+      signed = await createSignedCertificateHashes(this.identity, hashes);
+      this.#signedHashes = signed;
+    }
+
+    const urlHost = hostnameOf(host) ?? connectHost(this.#options.host);
+    return { url: webTransportUrl(urlHost, this.wtPort), ...signed };
+  }
+
+  /**
+   * Applies what can change while running; SIGHUP calls it. Today it reads
+   * the operator's certificate files again, so new WebTransport sessions
+   * get the new certificate and established ones keep theirs.
+   */
+  async reload(): Promise<void> {
+    await this.#certificates?.reload();
+  }
+
   /** Number of open sessions, joined or in the handshake. */
   get sessionCount(): number {
     return this.#sessions.size;
@@ -145,6 +245,18 @@ export class Relay {
       },
       get maxSignalBytes() {
         return currentOptions().maxSignalBytes;
+      },
+      get maxMediaPacketsPerSecond() {
+        return currentOptions().maxMediaPacketsPerSecond;
+      },
+      get maxMediaBytesPerSecond() {
+        return currentOptions().maxMediaBytesPerSecond;
+      },
+      get maxSignalsPerSecond() {
+        return currentOptions().maxSignalsPerSecond;
+      },
+      get rateLimitGraceMs() {
+        return currentOptions().rateLimitGraceMs;
       },
     };
 
@@ -170,10 +282,31 @@ export class Relay {
       registry: this.registry,
       settings: () => this.#options,
       identity: this.identity,
-      webTransportInfo: () => Promise.resolve(null),
-      federationPeers: () => ({ peers: [] }),
+      webTransportInfo: (host) => this.webTransportInfo(host),
+      federationPeers: () => this.#federation.describePeers(),
       roomDetails: (room: Room) => ({ quality_tier: room.quality.tier }),
     });
+
+    const certificates = this.#certificates;
+    if (certificates !== null) {
+      this.#webTransport = WebTransportServer.listen({
+        hostname: options.host,
+        port: options.wtPort,
+        certificates,
+        keepAliveIntervalMs: options.pingIntervalMs,
+        maxIdleTimeoutMs: options.livenessTimeoutMs,
+        context,
+        settings: () => this.#options,
+        onAcceptError: () => this.stats.webTransportAcceptErrors++,
+        onFederationSession: (wt, conn) =>
+          this.#federation.acceptSession(
+            wt,
+            `${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`,
+          ),
+        logger: this.logger.child("webtransport"),
+      });
+      certificates.start();
+    }
 
     const ready = Promise.withResolvers<void>();
     this.#server = Deno.serve(
@@ -201,9 +334,12 @@ export class Relay {
     await ready.promise;
 
     this.#quality.start(options.qualityIntervalMs);
+    if (certificates !== null) this.#federation.start();
     this.logger.info("relay started", {
       http: this.httpUrl,
       websocket: `ws://${connectHost(options.host)}:${this.httpPort}/ws/<room>`,
+      webtransport: this.wtUrl === null ? "disabled" : `${this.wtUrl}<room>`,
+      certificate_hash: certificates?.current.hash.value,
       fingerprint: this.identity.fingerprint,
     });
   }
@@ -224,6 +360,7 @@ export class Relay {
     const sessions = [...this.#sessions];
     this.logger.info("relay stopping", { sessions: sessions.length });
 
+    this.#federation.stop();
     for (const session of sessions) {
       session.close(CLOSE.shuttingDown, "The relay is shutting down");
     }
@@ -234,14 +371,22 @@ export class Relay {
       timer = setTimeout(() => resolve("timeout"), deadline);
     });
 
+    // Deno.serve's shutdown() closes open WebSockets with 1001, which would
+    // replace the 4503 close, so it waits until the sessions' transports
+    // are closed. WebTransport sessions wait up to PEER_CLOSE_WAIT_MS for
+    // their clients before they close with 4503.
     const server = this.#server;
-    const drained = server === null
-      ? Promise.resolve()
-      : server.shutdown().catch((error) => {
+    const drained = (async () => {
+      await Promise.all([
+        ...sessions.map((session) => session.transportClosed),
+        this.#webTransport?.drained(),
+      ]);
+      await server?.shutdown().catch((error) => {
         this.logger.warn("http shutdown failed", {
           error: errorMessage(error),
         });
       });
+    })();
     const result = await Promise.race([
       drained.then(() => "done" as const),
       timeout,
@@ -254,11 +399,48 @@ export class Relay {
       await server?.finished.catch(() => {});
     }
     clearTimeout(timer);
+    await this.#webTransport?.close();
+    this.#certificates?.close();
 
     this.#state = "stopped";
     this.logger.info("relay stopped");
     this.#resolveClosed();
   }
+}
+
+/** Returns the participant endpoint URL, up to the room name. */
+function webTransportUrl(host: string, port: number): string {
+  return `https://${host}:${port}${ROOM_PATH_PREFIX}`;
+}
+
+/** Returns the host name of a Host header, or undefined if it has none. */
+function hostnameOf(host: string | undefined): string | undefined {
+  if (host === undefined || host === "") return undefined;
+  try {
+    const hostname = new URL(`http://${host}`).hostname;
+    return hostname === "" ? undefined : hostname;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Returns whether two hash lists are equal in order and value. */
+function sameHashes(
+  signed: SignedCertificateHashes,
+  hashes: readonly { value: string }[],
+): boolean {
+  const current = signed.certificateHashes;
+  return current.length === hashes.length &&
+    current.every((hash, i) => hash.value === hashes[i]!.value);
+}
+
+/**
+ * Returns extra subjectAltName entries for self-signed certificates: the
+ * bind address when it names one host, not a wildcard.
+ */
+function certificateHostnames(host: string): string[] {
+  if (host === "" || host === "0.0.0.0" || host === "::") return [];
+  return [host];
 }
 
 /** Returns a host name clients can connect to for a bind address. */

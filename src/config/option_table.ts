@@ -201,6 +201,38 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     description: "Datagram writes in flight per WebTransport receiver",
   }),
   option({
+    field: "maxMediaPacketsPerSecond",
+    flag: "max-media-packets-per-second",
+    group: "Limits",
+    kind: countKind,
+    description:
+      "Media packets per second one participant may send; the excess is dropped",
+  }),
+  option({
+    field: "maxMediaBytesPerSecond",
+    flag: "max-media-bytes-per-second",
+    group: "Limits",
+    kind: bytesKind,
+    description:
+      "Media bytes per second one participant may send; the excess is dropped",
+  }),
+  option({
+    field: "maxSignalsPerSecond",
+    flag: "max-signals-per-second",
+    group: "Limits",
+    kind: countKind,
+    description:
+      "Signals per second one participant may send; the excess is dropped",
+  }),
+  option({
+    field: "federationRateLimit",
+    flag: "federation-rate-limit",
+    group: "Limits",
+    kind: countKind,
+    description:
+      "Media packets per second accepted from one sender on another relay",
+  }),
+  option({
     field: "roomShards",
     flag: "room-shards",
     group: "Limits",
@@ -234,6 +266,14 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     group: "Timers",
     kind: durationKind,
     description: "Time over --ws-buffer-limit before close 4008",
+  }),
+  option({
+    field: "rateLimitGraceMs",
+    flag: "rate-limit-grace",
+    group: "Timers",
+    kind: durationKind,
+    description:
+      "Time a participant may stay over a rate limit before close 4429",
   }),
   option({
     field: "qualityIntervalMs",

@@ -164,7 +164,8 @@ export class RoomManager {
 
   /**
    * Removes a participant, sends `room_update` to those who remain and
-   * removes the room once it is empty. Safe to call twice.
+   * removes the room once no local participant is left; federated
+   * participants go with it. Safe to call twice.
    */
   leave(room: Room, participant: Participant): void {
     if (!room.remove(participant)) return;
@@ -172,12 +173,31 @@ export class RoomManager {
     if (participant.sink.kind !== "federated") this.#localParticipants--;
     this.#emit("participantLeft", room, participant);
 
-    if (room.size === 0) {
+    if (room.localCount === 0) {
       this.#rooms.delete(room.name);
       this.#emit("roomRemoved", room);
       return;
     }
     this.sendUpdate(room);
+  }
+
+  /**
+   * Adds and removes federated participants of an existing room, then
+   * sends one `room_update` unless the caller sends it. Federated
+   * participants do not count against local limits.
+   */
+  applyFederated(
+    room: Room,
+    added: readonly Participant[],
+    removed: readonly Participant[],
+    sendUpdate = true,
+  ): void {
+    if (this.#rooms.get(room.name) !== room) return;
+    for (const participant of removed) room.remove(participant);
+    for (const participant of added) {
+      if (room.get(participant.id) === undefined) room.add(participant);
+    }
+    if (sendUpdate) this.sendUpdate(room);
   }
 
   /** Sends the room's current `room_update` to its local participants. */
