@@ -12,6 +12,19 @@ const ASSETS: Record<string, string> = {
   "page.js": "text/javascript; charset=utf-8",
   "page.css": "text/css; charset=utf-8",
   "relay_client.js": "text/javascript; charset=utf-8",
+  "audio_capture.js": "text/javascript; charset=utf-8",
+  "capture_worklet.js": "text/javascript; charset=utf-8",
+  "close_messages.js": "text/javascript; charset=utf-8",
+  "jitter_buffer.js": "text/javascript; charset=utf-8",
+  "media_packet.js": "text/javascript; charset=utf-8",
+  "opus_encoder.js": "text/javascript; charset=utf-8",
+  "playback_worklet.js": "text/javascript; charset=utf-8",
+  "quality_monitor.js": "text/javascript; charset=utf-8",
+  "relay_connect.js": "text/javascript; charset=utf-8",
+  "remote_source.js": "text/javascript; charset=utf-8",
+  "voice_call.js": "text/javascript; charset=utf-8",
+  "voice_receiver.js": "text/javascript; charset=utf-8",
+  "voice_sender.js": "text/javascript; charset=utf-8",
 };
 
 const cache = new Map<string, Uint8Array>();
