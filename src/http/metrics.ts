@@ -9,6 +9,7 @@
 
 import client from "prom-client";
 import type { RoomManager } from "../room/manager.ts";
+import { type Tier, TIERS } from "../wire/quality_report.ts";
 import {
   AUTH_RESULTS,
   DROP_REASONS,
@@ -177,6 +178,36 @@ export function createMetricsRegistry(
     collect() {
       this.reset();
       this.inc(stats.webTransportAcceptErrors);
+    },
+  });
+
+  new client.Counter({
+    name: "wzp_relay_quality_directives_total",
+    help: "quality_directive signals sent, one per receiver",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats.qualityDirectives);
+    },
+  });
+
+  new client.Gauge({
+    name: "wzp_relay_participants_by_tier",
+    help:
+      "Local participants by quality tier, counting those that reported recently",
+    labelNames: ["tier"],
+    registers: [registry],
+    collect() {
+      const counts = new Map<Tier, number>(TIERS.map((tier) => [tier, 0]));
+      const now = performance.now();
+      for (const room of rooms.rooms()) {
+        for (const participant of room.senders) {
+          const quality = participant.quality;
+          if (!quality.isFresh(now, room.quality.staleMs)) continue;
+          counts.set(quality.tier, counts.get(quality.tier)! + 1);
+        }
+      }
+      for (const [tier, count] of counts) this.set({ tier }, count);
     },
   });
 
