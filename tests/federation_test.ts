@@ -187,6 +187,29 @@ Deno.test("federation two relays exchange media once", async () => {
       .find((p) => p.alias === "alice")!;
     assert.equal((frame[0]! << 8) | frame[1]!, aliceAtBob.source);
 
+    // The admin API and the metrics show the link and its traffic.
+    const peers = await (await fetch(`${a.relay.httpUrl}/api/federation/peers`))
+      .json();
+    assert.equal(peers.fingerprint, a.relay.identity.fingerprint);
+    assert.equal(peers.peers.length, 1);
+    assert.equal(peers.peers[0].label, "b");
+    assert.equal(peers.peers[0].state, "up");
+    assert.deepEqual(peers.peers[0].rooms, [ROOM]);
+    assert.ok(peers.peers[0].packets_out >= 41);
+    assert.ok(peers.peers[0].packets_in >= 40);
+
+    const metrics = await (await fetch(`${a.relay.httpUrl}/metrics`)).text();
+    assert.match(metrics, /wzp_federation_peer_status\{peer="b"\} 1/);
+    assert.match(metrics, /wzp_federation_active_rooms 1/);
+    const out =
+      /wzp_federation_packets_forwarded_total\{peer="b",direction="out"\} (\d+)/
+        .exec(metrics);
+    assert.ok(Number(out?.[1]) >= 41);
+    assert.match(
+      metrics,
+      /wzp_federation_datagrams_total\{direction="out"\} [1-9]/,
+    );
+
     await closeAll([alice, bob]);
   } finally {
     await stopNodes(nodes);

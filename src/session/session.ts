@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Authenticator } from "../auth/authenticator.ts";
+import type { Authenticator, AuthOutcome } from "../auth/authenticator.ts";
 import { errorMessage, type Logger } from "../log.ts";
 import type { RoomManager } from "../room/manager.ts";
 import { Participant, type ParticipantSink } from "../room/participant.ts";
@@ -335,28 +335,8 @@ export class ParticipantSession implements ParticipantSink {
     alias: string | undefined,
   ): Promise<void> {
     const context = this.#context;
-    let outcome;
-    try {
-      outcome = await context.auth.authenticate(token, this.roomName);
-    } catch (error) {
-      this.#logger.error("authentication failed", {
-        session: this.id,
-        error: errorMessage(error),
-      });
-      this.#countAuth("unavailable");
-      this.close(CLOSE.unauthorized, "Authentication failed");
-      return;
-    }
-    if (this.#state !== "authenticating") return;
-
-    if (!outcome.ok) {
-      this.#countAuth(outcome.result);
-      this.close(
-        outcome.code === "forbidden" ? CLOSE.forbidden : CLOSE.unauthorized,
-        outcome.message,
-      );
-      return;
-    }
+    const outcome = await this.#authenticate(token, "authenticating");
+    if (outcome === null) return;
     // The verifier allows clock skew on `exp`; a token already past it
     // would be welcomed only to be closed at once.
     if (outcome.expiresAt !== null && outcome.expiresAt <= Date.now()) {
@@ -413,18 +393,32 @@ export class ParticipantSession implements ParticipantSink {
   }
 
   async #refresh(token: string): Promise<void> {
-    let outcome;
+    const outcome = await this.#authenticate(token, "joined");
+    if (outcome !== null) this.#armExpiry(outcome.expiresAt);
+  }
+
+  /**
+   * Checks `token` for this room. Returns the accepted outcome, or null
+   * after closing the session when the token is rejected or the check
+   * fails, and also when the session left `expected` state meanwhile.
+   */
+  async #authenticate(
+    token: string | undefined,
+    expected: SessionState,
+  ): Promise<Extract<AuthOutcome, { ok: true }> | null> {
+    let outcome: AuthOutcome;
     try {
       outcome = await this.#context.auth.authenticate(token, this.roomName);
     } catch (error) {
-      this.#logger.error("token refresh failed", {
+      this.#logger.error("authentication failed", {
         session: this.id,
         error: errorMessage(error),
       });
-      this.close(CLOSE.unauthorized, "Token refresh failed");
-      return;
+      this.#countAuth("unavailable");
+      this.close(CLOSE.unauthorized, "Authentication failed");
+      return null;
     }
-    if (this.#state !== "joined") return;
+    if (this.#state !== expected) return null;
 
     if (!outcome.ok) {
       this.#countAuth(outcome.result);
@@ -432,9 +426,9 @@ export class ParticipantSession implements ParticipantSink {
         outcome.code === "forbidden" ? CLOSE.forbidden : CLOSE.unauthorized,
         outcome.message,
       );
-      return;
+      return null;
     }
-    this.#armExpiry(outcome.expiresAt);
+    return outcome;
   }
 
   #armExpiry(expiresAt: number | null): void {
