@@ -457,3 +457,43 @@ Deno.test("federation batches packets into fewer datagrams", async () => {
     await stopNodes(nodes);
   }
 });
+
+Deno.test("federation follows bridged room changes", async () => {
+  const nodes = await startNodes(["a", "b"]);
+  const [a, b] = nodes as [Node, Node];
+  try {
+    dial(a, [b], nodes);
+    await waitFor(() => linkCount(a) === 1, LINK_WAIT_MS, "link");
+    const alice = (await joinWs(a.relay, "side", { alias: "alice" })).client;
+    const bob = (await joinWs(b.relay, "side", { alias: "bob" })).client;
+    await delay(300);
+    assert.equal(
+      (alice.signalLog.findLast((s) => s.type === "room_update")!
+        .participants as unknown[]).length,
+      1,
+    );
+
+    // Both relays start bridging every room: the running room joins up.
+    for (const node of nodes) {
+      node.relay.federation.reconfigure({
+        ...node.relay.federation.options,
+        globalRooms: ["*"],
+      });
+    }
+    await waitForMembers(alice, 2, "alice after bridging");
+    await waitForMembers(bob, 2, "bob after bridging");
+
+    // And stop again: each side sees only its own participant.
+    for (const node of nodes) {
+      node.relay.federation.reconfigure({
+        ...node.relay.federation.options,
+        globalRooms: [],
+      });
+    }
+    await waitForMembers(alice, 1, "alice after unbridging");
+    await waitForMembers(bob, 1, "bob after unbridging");
+    await closeAll([alice, bob]);
+  } finally {
+    await stopNodes(nodes);
+  }
+});

@@ -171,13 +171,7 @@ async function fetchPinnedHashes(
     await response.body?.cancel();
     throw new Error(`GET ${url} returned HTTP ${response.status}`);
   }
-  const text = await response.text();
-  if (text.length > MAX_CERTIFICATE_INFO_BYTES) {
-    throw new Error(
-      `GET ${url} returned ${text.length} bytes, the maximum is ${MAX_CERTIFICATE_INFO_BYTES}`,
-    );
-  }
-
+  const text = await readBounded(response, MAX_CERTIFICATE_INFO_BYTES, url);
   const body: unknown = JSON.parse(text);
   if (!await verifyCertificateHashes(body, peer.fingerprint)) {
     throw new Error(
@@ -191,4 +185,37 @@ async function fetchPinnedHashes(
     algorithm: hash.algorithm,
     value: Uint8Array.fromBase64(hash.value),
   }));
+}
+
+/** Reads a response body as text, failing once it passes `maxBytes`. */
+async function readBounded(
+  response: Response,
+  maxBytes: number,
+  url: string,
+): Promise<string> {
+  const reader = response.body?.getReader();
+  if (reader === undefined) return "";
+
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    length += value.length;
+    if (length > maxBytes) {
+      await reader.cancel();
+      throw new Error(
+        `GET ${url} returned more than ${maxBytes} bytes; expected a short JSON body`,
+      );
+    }
+    chunks.push(value);
+  }
+
+  const body = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return new TextDecoder().decode(body);
 }

@@ -133,6 +133,11 @@ export class Federation {
     return this.#identity.fingerprint;
   }
 
+  /** The federation options in force. */
+  get options(): FederationOptions {
+    return this.#options;
+  }
+
   /** Links that are up, one per peer. */
   get links(): readonly PeerLink[] {
     return this.#linkList;
@@ -168,6 +173,33 @@ export class Federation {
     for (const link of this.#linkList) {
       if (this.#labelOf(link.peerFingerprint) === null) {
         link.close(4403, "peer removed from the configuration");
+      }
+    }
+    this.#rebridge();
+  }
+
+  /**
+   * Brings local rooms in line with the bridged-room list after a change:
+   * rooms that became bridged announce their participants, and rooms that
+   * stopped being bridged are announced empty and forgotten.
+   */
+  #rebridge(): void {
+    for (const fedRoom of [...this.#fedRooms.values()]) {
+      if (this.isBridged(fedRoom.name)) continue;
+      fedRoom.locals.clear();
+      for (const remote of fedRoom.remotes.values()) remote.routes.clear();
+      fedRoom.wants.clear();
+      const room = this.#rooms.get(fedRoom.name);
+      if (room !== undefined) room.mediaTap = null;
+      this.#refresh(fedRoom, room);
+      this.#fedRooms.delete(fedRoom.name);
+      this.#fedRoomsByKey.delete(fedRoom.key);
+    }
+
+    for (const room of this.#rooms.rooms()) {
+      if (!this.isBridged(room.name) || this.#fedRooms.has(room.name)) continue;
+      for (const participant of room.senders) {
+        this.#onLocalJoin(room, participant);
       }
     }
   }
