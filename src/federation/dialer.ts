@@ -23,7 +23,7 @@ export const RECONNECT_MAX_MS = 30_000;
 /** Time one dial attempt may take, from fetch to ready, in ms. */
 export const DIAL_TIMEOUT_MS = 15_000;
 
-/** Largest `/api/webtransport` answer read from a peer, in bytes. */
+/** Largest `/api/webtransport` response read from a peer, in bytes. */
 const MAX_CERTIFICATE_INFO_BYTES = 16 * 1024;
 
 /** Options of {@linkcode PeerDialer}. */

@@ -6,8 +6,8 @@
  * Routing is path-vector: each announced participant carries the list of
  * relays its announcement passed through, a relay ignores routes that
  * contain itself, and each relay picks one best route per remote
- * participant (fewest hops). A relay asks only the peer on its best route
- * for that participant's media (`want`), so media follows a tree rooted at
+ * participant (fewest hops). A relay requests a participant's media
+ * (`want`) only from the peer on its best route, so media follows a tree rooted at
  * the sender's relay and reaches every relay once. Duplicates that slip
  * through while routes change are dropped by sequence number.
  *
@@ -149,7 +149,7 @@ export class FederatedRoom {
    * route; they are removed from the room state.
    */
   recomputeRoutes(): RemoteParticipant[] {
-    const gone: RemoteParticipant[] = [];
+    const unreachable: RemoteParticipant[] = [];
     for (const remote of this.remotes.values()) {
       let best: Route | null = null;
       for (const route of remote.routes.values()) {
@@ -157,7 +157,7 @@ export class FederatedRoom {
       }
       remote.best = best;
       if (best === null) {
-        gone.push(remote);
+        unreachable.push(remote);
         this.remotes.delete(remote.id);
       }
     }
@@ -168,7 +168,7 @@ export class FederatedRoom {
     for (const remote of this.remotes.values()) {
       remote.subscribers = this.#subscribers(remote.handle, remote.best!.link);
     }
-    return gone;
+    return unreachable;
   }
 
   /**

@@ -27,7 +27,7 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 const CONTEXT = "voice-relay federation v1";
 
-/** Why a handshake failed, with the close code the link ends with. */
+/** A failed handshake, with the close code the link ends with. */
 export class HandshakeError extends Error {
   readonly code: number;
   readonly errorCode: string;

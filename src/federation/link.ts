@@ -41,7 +41,7 @@ export interface LinkCounters {
   dropped: number;
 }
 
-/** What the federation manager hears from a link. */
+/** Callbacks from a link to the federation manager. */
 export interface LinkHandlers {
   onMessage(link: PeerLink, message: ControlMessage): void;
   onDatagram(link: PeerLink, datagram: Uint8Array): void;
@@ -55,7 +55,7 @@ export class PeerLink {
   readonly id: number = ++linkCounter;
   readonly peerFingerprint: string;
   readonly label: string;
-  /** Which side opened the session. */
+  /** The side that opened the session. */
   readonly role: "dialler" | "acceptor";
   readonly counters: LinkCounters = {
     packetsIn: 0,

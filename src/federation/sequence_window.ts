@@ -67,8 +67,8 @@ export class SequenceWindow {
 }
 
 /**
- * A per-sender packet rate limit: a token bucket that holds one second of
- * packets and refills continuously.
+ * A per-sender packet rate limit: a token bucket that contains at most one
+ * second of packets and refills continuously.
  */
 export class PacketRateLimiter {
   #tokens: number;
