@@ -22,7 +22,7 @@ export interface RoomLimits {
   maxParticipants: number;
 }
 
-/** Why a join was rejected. */
+/** Reason a join was rejected. */
 export type JoinRejection = "room_limit" | "relay_limit" | "room_count_limit";
 
 /** Result of {@linkcode RoomManager.join}. */

@@ -10,7 +10,7 @@ import type { CloseReason } from "../wire/close_codes.ts";
 import type { ParticipantInfo } from "../wire/signals.ts";
 import { QualityState } from "./quality.ts";
 
-/** What a room needs from a participant's transport. */
+/** The sending side of a participant, as a room uses it. */
 export interface ParticipantSink {
   readonly kind: TransportKind;
   /**

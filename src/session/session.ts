@@ -37,7 +37,7 @@ export interface SessionSettings {
   rateLimitGraceMs: number;
 }
 
-/** What the relay gives every session. */
+/** Shared relay state and services every session uses. */
 export interface SessionContext {
   readonly rooms: RoomManager;
   readonly auth: Authenticator;
@@ -53,7 +53,7 @@ export interface SessionContext {
   untrack(session: ParticipantSession): void;
 }
 
-/** What a session needs from its transport. */
+/** The transport side of a session: sends and the final close. */
 export interface SessionTransport {
   readonly kind: Exclude<TransportKind, "federated">;
   /** Sends one relay frame; false when dropped (the transport counts why). */

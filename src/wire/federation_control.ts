@@ -12,7 +12,7 @@ export const FEDERATION_PROTOCOL_VERSION = 1;
 /** Largest control frame, in bytes. */
 export const MAX_CONTROL_FRAME_BYTES = 1024 * 1024;
 
-/** Most participants in one room announcement. */
+/** Maximum number of participants in one room announcement. */
 export const MAX_ANNOUNCED_PARTICIPANTS = 10_000;
 
 /** Most relays on an announced path, which bounds the federation's depth. */
@@ -26,7 +26,7 @@ export interface AnnouncedParticipant {
   handle: number;
   alias: string | null;
   fingerprint: string | null;
-  /** Label of the participant's relay as the announcer knows it, if not the announcer. */
+  /** Label the announcer has for the participant's relay, or null for its own participants. */
   origin_label: string | null;
   /** Fingerprints of the relays from the origin to the announcer, in order. */
   path: string[];

@@ -1,7 +1,7 @@
 /**
  * Media packet header checks for the hot path. The relay never decodes a
  * packet: it checks the few header bits that decide whether to forward it,
- * and finds the quality report when the Q flag says there is one.
+ * and finds the quality report when the Q flag is set.
  *
  * Header layout, big-endian (byte 0): bit 7 version (must be 0), bit 6
  * repair, bits 5-2 codec id, bit 1 Q (a 4-byte quality report ends the
@@ -31,7 +31,7 @@ export const SOURCE_ID_BYTES = 2;
 const VERSION_BIT = 0x80;
 const QUALITY_BIT = 0x02;
 
-/** Why a media packet was dropped; also the `reason` label of the metric. */
+/** Reason a media packet was dropped, also the `reason` label of the metric. */
 export type MediaDropReason =
   | "too_short"
   | "too_long"

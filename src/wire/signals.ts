@@ -8,7 +8,7 @@
 
 import type { Profile, Tier } from "./quality_report.ts";
 
-/** Longest alias a client may give, in UTF-16 code units. */
+/** Maximum alias length, in UTF-16 code units. */
 export const MAX_ALIAS_LENGTH = 64;
 
 /** Client `hello`: the first signal of a session. */
@@ -130,9 +130,9 @@ function optionalString(
 }
 
 /**
- * Parses one signal from its JSON text. A malformed signal (not a JSON
- * object, no string `type`, or a known type with fields of the wrong type)
- * is an error; an unknown `type` is returned as `unknown`.
+ * Parses one signal from its JSON text. A malformed signal is an error: not
+ * a JSON object, no string `type`, or a known type with fields of the wrong
+ * type. An unknown `type` is returned as `unknown`.
  */
 export function parseClientSignal(text: string): ParseResult {
   let value: unknown;
