@@ -1,6 +1,7 @@
 /**
  * Command line entry point: reads flags, `RELAY_*` environment variables
- * and the config file, starts the relay, and stops it on SIGINT or SIGTERM.
+ * and the config file, starts the relay, stops it on SIGINT or SIGTERM,
+ * and reloads the configuration on SIGHUP.
  *
  * @module
  */
@@ -52,7 +53,7 @@ async function readConfig(): Promise<LoadedConfig | number> {
 
 /**
  * Signal handlers: SIGINT and SIGTERM stop the relay and exit, a second one
- * exits at once, and SIGHUP reloads when the relay can. They are installed
+ * exits at once, and SIGHUP reloads the configuration. They are installed
  * before the relay starts, so that no signal meets the default action,
  * which exits without a graceful stop.
  */
@@ -66,7 +67,7 @@ class SignalHandlers {
 
   readonly #onInterrupt = () => this.#requestStop("SIGINT");
   readonly #onTerminate = () => this.#requestStop("SIGTERM");
-  readonly #onHangUp = () => this.#reload();
+  readonly #onHangUp = () => void this.#reload();
 
   constructor(logger: Logger) {
     this.#logger = logger;
@@ -122,20 +123,40 @@ class SignalHandlers {
     );
   }
 
-  #reload(): void {
+  /**
+   * Reads flags, environment and config file again and applies them. A
+   * config that does not load is rejected with a log line, and the relay
+   * keeps the configuration it runs with.
+   */
+  async #reload(): Promise<void> {
     const relay = this.#relay;
-    if (
-      relay === undefined || !("reload" in relay) ||
-      typeof relay.reload !== "function"
-    ) {
-      this.#logger.info("SIGHUP ignored: this relay cannot reload");
+    if (relay === undefined) {
+      this.#logger.info("SIGHUP ignored: the relay is still starting");
       return;
     }
 
     this.#logger.info("reloading", { signal: "SIGHUP" });
-    Promise.resolve(relay.reload()).catch((error: unknown) => {
-      this.#logger.error("reload failed", { error: errorMessage(error) });
-    });
+    let loaded: LoadedConfig;
+    try {
+      loaded = await loadConfig(Deno.args, Deno.env.toObject());
+    } catch (error) {
+      this.#logger.error(
+        "reload rejected, keeping the running configuration",
+        { error: errorMessage(error) },
+      );
+      return;
+    }
+
+    const configLogger = this.#logger.child("config");
+    for (const warning of loaded.warnings) configLogger.warn(warning);
+    try {
+      await relay.reload(loaded.options);
+    } catch (error) {
+      this.#logger.error(
+        "reload failed, keeping the running configuration",
+        { error: errorMessage(error) },
+      );
+    }
   }
 }
 

@@ -78,6 +78,12 @@ export interface RelayOptions {
   maxRooms: number;
   /** Local participants on this relay. @default {10000} */
   maxParticipants: number;
+  /** Open WebSocket and WebTransport connections from one IP address (an IPv6 /64). @default {32} */
+  maxConnectionsPerIp: number;
+  /** Connections from one IP address that have not reached `welcome`. @default {32} */
+  maxHandshakesPerIp: number;
+  /** Connections on this relay that have not reached `welcome`. @default {1000} */
+  maxPendingHandshakes: number;
   /** Largest signal frame, in bytes. @default {65536} */
   maxSignalBytes: number;
   /** Bytes a WebSocket may have buffered before media to it is dropped. @default {65536} */
@@ -104,6 +110,20 @@ export interface RelayOptions {
   shutdownTimeoutMs: number;
   /** Number of shards of the room map, a power of two. @default {64} */
   roomShards: number;
+  /** URL that receives webhook events by POST; unset sends none. */
+  webhookUrl?: string;
+  /** HMAC-SHA256 key of the `X-Relay-Signature` header; unset sends unsigned events. */
+  webhookSecret?: string;
+  /** Time limit of one webhook request, in ms. @default {5000} */
+  webhookTimeoutMs: number;
+  /** Tries per webhook event, the first one included. @default {5} */
+  webhookMaxAttempts: number;
+  /** Wait before the first webhook retry, in ms; doubles on each retry. @default {1000} */
+  webhookRetryDelayMs: number;
+  /** Maximum wait between two webhook tries, in ms. @default {30000} */
+  webhookMaxRetryDelayMs: number;
+  /** Webhook events queued over all rooms; more are dropped. @default {10000} */
+  webhookQueueLimit: number;
   /** Federation peers, trust list and bridged rooms. */
   federation: FederationOptions;
 }
@@ -124,6 +144,9 @@ export const DEFAULT_OPTIONS: RelayOptions = Object.freeze({
   maxParticipantsPerRoom: 100,
   maxRooms: 10_000,
   maxParticipants: 10_000,
+  maxConnectionsPerIp: 32,
+  maxHandshakesPerIp: 32,
+  maxPendingHandshakes: 1_000,
   maxSignalBytes: 65_536,
   wsBufferLimitBytes: 65_536,
   slowConsumerTimeoutMs: 10_000,
@@ -137,6 +160,11 @@ export const DEFAULT_OPTIONS: RelayOptions = Object.freeze({
   qualityStaleMs: 10_000,
   shutdownTimeoutMs: 5_000,
   roomShards: 64,
+  webhookTimeoutMs: 5_000,
+  webhookMaxAttempts: 5,
+  webhookRetryDelayMs: 1_000,
+  webhookMaxRetryDelayMs: 30_000,
+  webhookQueueLimit: 10_000,
   federation: Object.freeze({ peers: [], trusted: [], globalRooms: [] }),
 }) as RelayOptions;
 

@@ -34,9 +34,44 @@ import { ROOM_PATH_PREFIX } from "./webtransport/routing.ts";
 import { WebTransportServer } from "./webtransport/server.ts";
 import { Federation } from "./federation/federation.ts";
 import { registerFederationMetrics } from "./federation/metrics.ts";
+import { OPTION_TABLE } from "./config/option_table.ts";
+import {
+  checkWebhookSettings,
+  WebhookDispatcher,
+  type WebhookSettings,
+} from "./webhooks/dispatcher.ts";
+import { registerWebhookMetrics } from "./webhooks/metrics.ts";
+import { WebhookNotifier } from "./webhooks/notifier.ts";
 
 /** Lifecycle states of a relay. */
 export type RelayState = "running" | "draining" | "stopped";
+
+/**
+ * Options that {@linkcode Relay.reload} cannot change: the listeners, the
+ * WebTransport endpoint's timers and certificate paths, the data
+ * directory, the room map and the log format are set up at start.
+ */
+export const RESTART_ONLY_OPTIONS = [
+  "host",
+  "httpPort",
+  "wtPort",
+  "noWebTransport",
+  "dataDir",
+  "cert",
+  "key",
+  "roomShards",
+  "qualityStaleMs",
+  "pingIntervalMs",
+  "livenessTimeoutMs",
+  "logFormat",
+] as const satisfies readonly (keyof RelayOptions)[];
+
+/** Options that the authenticator is built from. */
+const AUTH_OPTIONS = [
+  "tokenSecret",
+  "authUrl",
+  "authTimeoutMs",
+] as const satisfies readonly (keyof RelayOptions)[];
 
 /** Options of {@linkcode Relay.start} besides the relay options. */
 export interface RelayStartInit {
@@ -81,6 +116,10 @@ export class Relay {
   #certificates: CertificateManager | null;
   #webTransport: WebTransportServer | null = null;
   readonly #federation: Federation;
+  readonly #webhooks: WebhookDispatcher;
+  readonly #webhookNotifier: WebhookNotifier;
+  /** Settles when the latest reload has finished; reloads run one by one. */
+  #reloadQueue: Promise<void> = Promise.resolve();
   /** Last signed hash list, reused until the hashes change. */
   #signedHashes: SignedCertificateHashes | null = null;
   #stopping: Promise<void> | null = null;
@@ -109,6 +148,17 @@ export class Relay {
       rooms: this.rooms,
       sessionCount: () => this.#sessions.size,
     });
+    this.#webhooks = new WebhookDispatcher(
+      webhookSettings(options),
+      logger.child("webhooks"),
+    );
+    this.#webhookNotifier = new WebhookNotifier({
+      rooms: this.rooms,
+      dispatcher: this.#webhooks,
+      relayFingerprint: identity.fingerprint,
+    });
+    registerWebhookMetrics(this.registry, this.#webhooks);
+    warnIfUnsigned(options, logger);
     this.#federation = new Federation({
       options: options.federation,
       identity,
@@ -116,6 +166,8 @@ export class Relay {
       stats: this.stats,
       logger: logger.child("federation"),
       rateLimit: options.federationRateLimit,
+      onPeerChange: (event, peer) =>
+        this.#webhookNotifier.peerChanged(event, peer),
     });
     registerFederationMetrics(this.registry, this.#federation);
   }
@@ -123,6 +175,11 @@ export class Relay {
   /** The federation layer: links to peer relays and bridged rooms. */
   get federation(): Federation {
     return this.#federation;
+  }
+
+  /** The webhook queue, with its counters. */
+  get webhooks(): WebhookDispatcher {
+    return this.#webhooks;
   }
 
   /**
@@ -221,12 +278,98 @@ export class Relay {
   }
 
   /**
-   * Applies what can change while running; SIGHUP calls it. Today it reads
-   * the operator's certificate files again, so new WebTransport sessions
-   * get the new certificate and established ones keep theirs.
+   * Applies new options while the relay runs; main.ts calls it on SIGHUP
+   * with the flags, environment and config file read again. `options`
+   * replaces the options in force, with defaults for what it leaves out;
+   * without it the options stay. Either way the operator's certificate
+   * files are read again. Tokens and secrets, limits, the log level,
+   * federation peers and bridged rooms, and webhooks take effect at once.
+   * Running sessions stay up, and limits apply to new joins. The
+   * {@linkcode RESTART_ONLY_OPTIONS} keep their running values, with a
+   * warning that names them. Reloads run one at a time.
+   *
+   * Throws, and changes nothing, when the new token settings, webhook
+   * settings or certificate files are invalid.
    */
-  async reload(): Promise<void> {
+  reload(options?: Partial<RelayOptions>): Promise<void> {
+    const run = this.#reloadQueue.then(() => this.#reload(options));
+    this.#reloadQueue = run.catch(() => {});
+    return run;
+  }
+
+  async #reload(overrides: Partial<RelayOptions> | undefined): Promise<void> {
+    if (this.#state !== "running") {
+      this.logger.warn("reload ignored: the relay is stopping");
+      return;
+    }
+
+    const current = this.#options;
+    const requested = overrides === undefined
+      ? current
+      : resolveOptions(overrides);
+    const next: RelayOptions = { ...requested };
+    const needRestart = RESTART_ONLY_OPTIONS.filter((field) =>
+      !sameValue(current[field], requested[field])
+    );
+    for (const field of needRestart) {
+      (next as unknown as Record<string, unknown>)[field] = current[field];
+    }
+    const changed = (Object.keys({ ...current, ...next }) as (
+      keyof RelayOptions
+    )[]).filter((field) => !sameValue(current[field], next[field]));
+
+    // Steps that can fail run first, so that a failure changes nothing.
+    const auth = AUTH_OPTIONS.some((field) => changed.includes(field))
+      ? await createAuthenticator({
+        tokenSecret: next.tokenSecret,
+        authUrl: next.authUrl,
+        authTimeoutMs: next.authTimeoutMs,
+        logger: this.logger.child("auth"),
+      })
+      : null;
+    checkWebhookSettings(webhookSettings(next));
     await this.#certificates?.reload();
+    // A stop that began during the awaits has stopped federation and
+    // timers, which the steps below would start again.
+    if (this.#state !== "running") {
+      this.logger.warn("reload ignored: the relay is stopping");
+      return;
+    }
+
+    this.#options = next;
+    if (auth !== null) this.#auth = auth;
+    this.rooms.setLimits({
+      maxParticipantsPerRoom: next.maxParticipantsPerRoom,
+      maxRooms: next.maxRooms,
+      maxParticipants: next.maxParticipants,
+    });
+    this.logger.setLevel(next.logLevel);
+    const federationChanged = changed.includes("federation") ||
+      changed.includes("federationRateLimit");
+    if (federationChanged && this.#certificates !== null) {
+      this.#federation.reconfigure(next.federation, next.federationRateLimit);
+    }
+    if (changed.includes("qualityIntervalMs")) {
+      this.#quality.start(next.qualityIntervalMs);
+    }
+    this.#webhooks.configure(webhookSettings(next));
+    if (changed.includes("webhookUrl") || changed.includes("webhookSecret")) {
+      warnIfUnsigned(next, this.logger);
+    }
+
+    if (needRestart.length > 0) {
+      this.logger.warn(
+        "options that need a restart keep their running values",
+        {
+          options: needRestart.map(optionName).join(","),
+        },
+      );
+    }
+    this.logger.info("reloaded", {
+      changed: changed.length === 0
+        ? "none"
+        : changed.map(optionName).join(","),
+    });
   }
 
   /** Number of open sessions, joined or in the handshake. */
@@ -355,6 +498,7 @@ export class Relay {
   }
 
   async #stop(): Promise<void> {
+    const startedAt = performance.now();
     this.#state = "draining";
     this.#quality.stop();
     const sessions = [...this.#sessions];
@@ -402,10 +546,49 @@ export class Relay {
     await this.#webTransport?.close();
     this.#certificates?.close();
 
+    // Events of the sessions just closed get what is left of the deadline.
+    const remainingMs = deadline - (performance.now() - startedAt);
+    await this.#webhooks.close(Math.max(0, remainingMs));
+    this.#webhookNotifier.close();
+
     this.#state = "stopped";
     this.logger.info("relay stopped");
     this.#resolveClosed();
   }
+}
+
+/** Returns the webhook part of the relay options. */
+function webhookSettings(options: RelayOptions): WebhookSettings {
+  return {
+    url: options.webhookUrl,
+    secret: options.webhookSecret,
+    timeoutMs: options.webhookTimeoutMs,
+    maxAttempts: options.webhookMaxAttempts,
+    retryDelayMs: options.webhookRetryDelayMs,
+    maxRetryDelayMs: options.webhookMaxRetryDelayMs,
+    queueLimit: options.webhookQueueLimit,
+  };
+}
+
+/** Logs a warning when webhooks are on without a signing secret. */
+function warnIfUnsigned(options: RelayOptions, logger: Logger): void {
+  if (options.webhookUrl === undefined || options.webhookSecret !== undefined) {
+    return;
+  }
+  logger.warn(
+    "webhook requests are unsigned; set --webhook-secret so that the " +
+      "receiver can check them",
+  );
+}
+
+/** Returns whether two option values are equal, comparing objects by JSON. */
+function sameValue(a: unknown, b: unknown): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Returns the config file key of an option, as operators write it. */
+function optionName(field: keyof RelayOptions): string {
+  return OPTION_TABLE.find((spec) => spec.field === field)?.key ?? field;
 }
 
 /** Returns the participant endpoint URL, up to the room name. */

@@ -39,6 +39,19 @@ export const AUTH_RESULTS = [
 /** An authentication outcome. */
 export type AuthResultLabel = typeof AUTH_RESULTS[number];
 
+/**
+ * Connection limits that reject a new connection; the `reason` label of
+ * `wzp_relay_connections_rejected_total`.
+ */
+export const CONNECTION_REJECT_REASONS = [
+  "ip_connections",
+  "ip_handshakes",
+  "pending_handshakes",
+] as const;
+
+/** A connection limit that rejected a connection. */
+export type ConnectionRejectReason = typeof CONNECTION_REJECT_REASONS[number];
+
 function zeroed<K extends string>(keys: readonly K[]): Record<K, number> {
   const record = {} as Record<K, number>;
   for (const key of keys) record[key] = 0;
@@ -69,6 +82,9 @@ export class RelayStats {
   unknownSignals = 0;
   /** WebTransport connections that failed before their session started. */
   webTransportAcceptErrors = 0;
+  /** Connections rejected by a connection limit, by the limit. */
+  readonly connectionsRejected: Record<ConnectionRejectReason, number> =
+    zeroed(CONNECTION_REJECT_REASONS);
   /** Sessions closed, by close code. */
   readonly closes = new Map<number, number>();
   /** Receives each handshake duration in seconds, at `welcome`. */

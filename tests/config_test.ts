@@ -88,6 +88,9 @@ function samples(dir: string): Record<ScalarField, [string, unknown]> {
     maxParticipantsPerRoom: ["7", 7],
     maxRooms: ["8", 8],
     maxParticipants: ["9", 9],
+    maxConnectionsPerIp: ["10", 10],
+    maxHandshakesPerIp: ["11", 11],
+    maxPendingHandshakes: ["12", 12],
     maxSignalBytes: ["1024", 1_024],
     wsBufferLimitBytes: ["2048", 2_048],
     slowConsumerTimeoutMs: ["4s", 4_000],
@@ -101,6 +104,13 @@ function samples(dir: string): Record<ScalarField, [string, unknown]> {
     qualityStaleMs: ["20s", 20_000],
     shutdownTimeoutMs: ["2", 2_000],
     roomShards: ["128", 128],
+    webhookUrl: ["https://hooks.test/relay", "https://hooks.test/relay"],
+    webhookSecret: ["webhook-secret-value", "webhook-secret-value"],
+    webhookTimeoutMs: ["3s", 3_000],
+    webhookMaxAttempts: ["3", 3],
+    webhookRetryDelayMs: ["500ms", 500],
+    webhookMaxRetryDelayMs: ["1m", 60_000],
+    webhookQueueLimit: ["500", 500],
   };
 }
 

@@ -32,6 +32,7 @@ export const OPTION_GROUPS = [
   "Limits",
   "Timers",
   "Logging",
+  "Webhooks",
 ] as const;
 
 /** Section of `--help` that an option is listed in. */
@@ -180,6 +181,29 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     description: "Local participants on this relay",
   }),
   option({
+    field: "maxConnectionsPerIp",
+    flag: "max-connections-per-ip",
+    group: "Limits",
+    kind: countKind,
+    description: "Open WebSocket and WebTransport connections from one " +
+      "IP address (an IPv6 /64)",
+  }),
+  option({
+    field: "maxHandshakesPerIp",
+    flag: "max-handshakes-per-ip",
+    group: "Limits",
+    kind: countKind,
+    description: "Connections from one IP address that have not reached " +
+      "welcome",
+  }),
+  option({
+    field: "maxPendingHandshakes",
+    flag: "max-pending-handshakes",
+    group: "Limits",
+    kind: countKind,
+    description: "Connections on this relay that have not reached welcome",
+  }),
+  option({
     field: "maxSignalBytes",
     flag: "max-signal-bytes",
     group: "Limits",
@@ -309,6 +333,56 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
     group: "Logging",
     kind: logFormatKind,
     description: "Format of log lines on stderr",
+  }),
+  option({
+    field: "webhookUrl",
+    flag: "webhook-url",
+    group: "Webhooks",
+    kind: httpUrlKind,
+    description: "URL that receives room, participant and peer events by POST",
+  }),
+  option({
+    field: "webhookSecret",
+    flag: "webhook-secret",
+    group: "Webhooks",
+    kind: secretKind,
+    description: "HMAC-SHA256 key of the X-Relay-Signature header",
+    secret: true,
+  }),
+  option({
+    field: "webhookTimeoutMs",
+    flag: "webhook-timeout",
+    group: "Webhooks",
+    kind: durationKind,
+    description: "Time limit of one webhook request",
+  }),
+  option({
+    field: "webhookMaxAttempts",
+    flag: "webhook-max-attempts",
+    group: "Webhooks",
+    kind: countKind,
+    description: "Tries per webhook event, the first one included",
+  }),
+  option({
+    field: "webhookRetryDelayMs",
+    flag: "webhook-retry-delay",
+    group: "Webhooks",
+    kind: durationKind,
+    description: "Wait before the first webhook retry; doubles on each retry",
+  }),
+  option({
+    field: "webhookMaxRetryDelayMs",
+    flag: "webhook-max-retry-delay",
+    group: "Webhooks",
+    kind: durationKind,
+    description: "Maximum wait between two webhook tries",
+  }),
+  option({
+    field: "webhookQueueLimit",
+    flag: "webhook-queue-limit",
+    group: "Webhooks",
+    kind: countKind,
+    description: "Webhook events queued over all rooms; more are dropped",
   }),
 ];
 

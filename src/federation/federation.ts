@@ -69,6 +69,11 @@ export interface FederationInit {
   logger: Logger;
   /** Packets per second accepted from one remote sender. */
   rateLimit?: number;
+  /** Called when the link to a peer comes up or goes down. */
+  onPeerChange?: (
+    event: "peer_up" | "peer_down",
+    peer: { label: string; fingerprint: string },
+  ) => void;
 }
 
 /** A federated participant's sink: it receives nothing directly. */
@@ -94,6 +99,7 @@ export class Federation {
   readonly #rooms: RoomManager;
   readonly #stats: RelayStats;
   readonly #logger: Logger;
+  readonly #onPeerChange: FederationInit["onPeerChange"];
   #options: FederationOptions;
   #rateLimit: number;
   readonly #links = new Map<string, PeerLink>();
@@ -114,6 +120,7 @@ export class Federation {
     this.#rooms = init.rooms;
     this.#stats = init.stats;
     this.#logger = init.logger;
+    this.#onPeerChange = init.onPeerChange;
     this.#rateLimit = init.rateLimit ?? DEFAULT_FEDERATION_RATE_LIMIT;
     this.#handlers = {
       onMessage: (link, message) => this.#onControl(link, message),
@@ -160,14 +167,14 @@ export class Federation {
   reconfigure(options: FederationOptions, rateLimit = this.#rateLimit): void {
     this.#options = options;
     this.#rateLimit = rateLimit;
-    const wanted = new Set(options.peers.map((peer) => peer.fingerprint));
+    const configured = new Set(options.peers.map((peer) => peer.fingerprint));
     for (const [fingerprint, dialer] of this.#dialers) {
-      if (!wanted.has(fingerprint)) {
+      if (!configured.has(fingerprint)) {
         dialer.stop();
         this.#dialers.delete(fingerprint);
       }
     }
-    for (const fingerprint of wanted) {
+    for (const fingerprint of configured) {
       if (!this.#dialers.has(fingerprint)) this.#startDialer(fingerprint);
     }
     for (const link of this.#linkList) {
@@ -359,6 +366,7 @@ export class Federation {
       fingerprint: peerFingerprint,
       role,
     });
+    this.#onPeerChange?.("peer_up", { label, fingerprint: peerFingerprint });
     for (const fedRoom of this.#fedRooms.values()) this.#refresh(fedRoom);
     return link;
   }
@@ -610,6 +618,10 @@ export class Federation {
         fingerprint: link.peerFingerprint,
         reason,
       });
+      this.#onPeerChange?.("peer_down", {
+        label: link.label,
+        fingerprint: link.peerFingerprint,
+      });
       const waiters = this.#linkWaiters.get(link.peerFingerprint);
       this.#linkWaiters.delete(link.peerFingerprint);
       for (const wake of waiters ?? []) wake();
@@ -631,10 +643,10 @@ export class Federation {
     room = this.#rooms.get(fedRoom.name),
     sendUpdate = true,
   ): void {
-    const gone = fedRoom.recomputeRoutes();
+    const unreachable = fedRoom.recomputeRoutes();
     if (room !== undefined) {
-      this.#syncLocalRoom(fedRoom, room, gone, sendUpdate);
-    } else for (const remote of gone) remote.local = null;
+      this.#syncLocalRoom(fedRoom, room, unreachable, sendUpdate);
+    } else for (const remote of unreachable) remote.local = null;
 
     for (const link of this.#linkList) {
       if (link.closed) continue;
@@ -668,12 +680,12 @@ export class Federation {
   #syncLocalRoom(
     fedRoom: FederatedRoom,
     room: Room,
-    gone: RemoteParticipant[],
+    unreachable: RemoteParticipant[],
     sendUpdate: boolean,
   ): void {
     const added: Participant[] = [];
     const removed: Participant[] = [];
-    for (const remote of gone) {
+    for (const remote of unreachable) {
       if (remote.local !== null) removed.push(remote.local);
       remote.local = null;
     }

@@ -12,6 +12,7 @@ import type { RoomManager } from "../room/manager.ts";
 import { type Tier, TIERS } from "../wire/quality_report.ts";
 import {
   AUTH_RESULTS,
+  CONNECTION_REJECT_REASONS,
   DROP_REASONS,
   type RelayStats,
   type TransportKind,
@@ -178,6 +179,19 @@ export function createMetricsRegistry(
     collect() {
       this.reset();
       this.inc(stats.webTransportAcceptErrors);
+    },
+  });
+
+  new client.Counter({
+    name: "wzp_relay_connections_rejected_total",
+    help: "Connections rejected by a connection limit, by the limit",
+    labelNames: ["reason"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const reason of CONNECTION_REJECT_REASONS) {
+        this.inc({ reason }, stats.connectionsRejected[reason]);
+      }
     },
   });
 
