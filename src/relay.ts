@@ -30,48 +30,33 @@ import type {
 } from "./session/session.ts";
 import { RelayStats } from "./stats.ts";
 import { CLOSE } from "./wire/close_codes.ts";
-import { ROOM_PATH_PREFIX } from "./webtransport/routing.ts";
 import { WebTransportServer } from "./webtransport/server.ts";
 import { Federation } from "./federation/federation.ts";
 import { registerFederationMetrics } from "./federation/metrics.ts";
-import { OPTION_TABLE } from "./config/option_table.ts";
+import {
+  AUTH_OPTIONS,
+  optionName,
+  planReload,
+  RESTART_ONLY_OPTIONS,
+} from "./reload_plan.ts";
+import {
+  certificateHostnames,
+  connectHost,
+  hostnameOf,
+  webTransportUrl,
+} from "./addresses.ts";
+import { warnIfUnsigned, webhookSettings } from "./webhooks/options.ts";
 import {
   checkWebhookSettings,
   WebhookDispatcher,
-  type WebhookSettings,
 } from "./webhooks/dispatcher.ts";
 import { registerWebhookMetrics } from "./webhooks/metrics.ts";
 import { WebhookNotifier } from "./webhooks/notifier.ts";
 
+export { RESTART_ONLY_OPTIONS };
+
 /** Lifecycle states of a relay. */
 export type RelayState = "running" | "draining" | "stopped";
-
-/**
- * Options that {@linkcode Relay.reload} cannot change: the listeners, the
- * WebTransport endpoint's timers and certificate paths, the data
- * directory, the room map and the log format are set up at start.
- */
-export const RESTART_ONLY_OPTIONS = [
-  "host",
-  "httpPort",
-  "wtPort",
-  "noWebTransport",
-  "dataDir",
-  "cert",
-  "key",
-  "roomShards",
-  "qualityStaleMs",
-  "pingIntervalMs",
-  "livenessTimeoutMs",
-  "logFormat",
-] as const satisfies readonly (keyof RelayOptions)[];
-
-/** Options that the authenticator is built from. */
-const AUTH_OPTIONS = [
-  "tokenSecret",
-  "authUrl",
-  "authTimeoutMs",
-] as const satisfies readonly (keyof RelayOptions)[];
 
 /** Options of {@linkcode Relay.start} besides the relay options. */
 export interface RelayStartInit {
@@ -303,20 +288,10 @@ export class Relay {
       return;
     }
 
-    const current = this.#options;
-    const requested = overrides === undefined
-      ? current
-      : resolveOptions(overrides);
-    const next: RelayOptions = { ...requested };
-    const needRestart = RESTART_ONLY_OPTIONS.filter((field) =>
-      !sameValue(current[field], requested[field])
+    const { next, needRestart, changed } = planReload(
+      this.#options,
+      overrides,
     );
-    for (const field of needRestart) {
-      (next as unknown as Record<string, unknown>)[field] = current[field];
-    }
-    const changed = (Object.keys({ ...current, ...next }) as (
-      keyof RelayOptions
-    )[]).filter((field) => !sameValue(current[field], next[field]));
 
     // Steps that can fail run first, so that a failure changes nothing.
     const auth = AUTH_OPTIONS.some((field) => changed.includes(field))
@@ -557,56 +532,6 @@ export class Relay {
   }
 }
 
-/** Returns the webhook part of the relay options. */
-function webhookSettings(options: RelayOptions): WebhookSettings {
-  return {
-    url: options.webhookUrl,
-    secret: options.webhookSecret,
-    timeoutMs: options.webhookTimeoutMs,
-    maxAttempts: options.webhookMaxAttempts,
-    retryDelayMs: options.webhookRetryDelayMs,
-    maxRetryDelayMs: options.webhookMaxRetryDelayMs,
-    queueLimit: options.webhookQueueLimit,
-  };
-}
-
-/** Logs a warning when webhooks are on without a signing secret. */
-function warnIfUnsigned(options: RelayOptions, logger: Logger): void {
-  if (options.webhookUrl === undefined || options.webhookSecret !== undefined) {
-    return;
-  }
-  logger.warn(
-    "webhook requests are unsigned; set --webhook-secret so that the " +
-      "receiver can check them",
-  );
-}
-
-/** Returns whether two option values are equal, comparing objects by JSON. */
-function sameValue(a: unknown, b: unknown): boolean {
-  return a === b || JSON.stringify(a) === JSON.stringify(b);
-}
-
-/** Returns the config file key of an option, as operators write it. */
-function optionName(field: keyof RelayOptions): string {
-  return OPTION_TABLE.find((spec) => spec.field === field)?.key ?? field;
-}
-
-/** Returns the participant endpoint URL, up to the room name. */
-function webTransportUrl(host: string, port: number): string {
-  return `https://${host}:${port}${ROOM_PATH_PREFIX}`;
-}
-
-/** Returns the host name of a Host header, or undefined if it has none. */
-function hostnameOf(host: string | undefined): string | undefined {
-  if (host === undefined || host === "") return undefined;
-  try {
-    const hostname = new URL(`http://${host}`).hostname;
-    return hostname === "" ? undefined : hostname;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Returns whether two hash lists are equal in order and value. */
 function sameHashes(
   signed: SignedCertificateHashes,
@@ -615,20 +540,4 @@ function sameHashes(
   const current = signed.certificateHashes;
   return current.length === hashes.length &&
     current.every((hash, i) => hash.value === hashes[i]!.value);
-}
-
-/**
- * Returns extra subjectAltName entries for self-signed certificates: the
- * bind address when it names one host, not a wildcard.
- */
-function certificateHostnames(host: string): string[] {
-  if (host === "" || host === "0.0.0.0" || host === "::") return [];
-  return [host];
-}
-
-/** Returns a host name clients can connect to for a bind address. */
-function connectHost(host: string): string {
-  if (host === "0.0.0.0" || host === "") return "127.0.0.1";
-  if (host === "::") return "[::1]";
-  return host.includes(":") ? `[${host}]` : host;
 }
