@@ -55,6 +55,12 @@ const MESSAGES = [
       "audio. Check your network or CPU load and join again.",
   },
   {
+    code: 1011,
+    errorCode: "internal_error",
+    text: "The relay hit an internal error and closed this session. Join " +
+      "again; if it keeps happening, tell the relay's operator.",
+  },
+  {
     code: 4410,
     errorCode: "kicked",
     text: "An operator removed you from the room.",

@@ -67,6 +67,7 @@ export const CLOSE_CODES = Object.freeze({
   slow_consumer: 4008,
   kicked: 4410,
   shutting_down: 4503,
+  internal_error: 1011,
 });
 
 const CODE_BY_ERROR = new Map(Object.entries(CLOSE_CODES));

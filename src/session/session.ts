@@ -302,10 +302,10 @@ export class ParticipantSession implements ParticipantSink {
           return;
         }
         this.#state = "authenticating";
-        void this.#join(
+        this.#join(
           signal.token ?? this.#queryToken,
           signal.type === "hello" ? signal.alias : undefined,
-        );
+        ).catch((error) => this.#fail("join", error));
         return;
 
       case "ping":
@@ -321,7 +321,9 @@ export class ParticipantSession implements ParticipantSink {
           this.close(CLOSE.badRequest, "Unexpected refresh before welcome");
           return;
         }
-        void this.#refresh(signal.token);
+        this.#refresh(signal.token).catch((error) =>
+          this.#fail("refresh", error)
+        );
         return;
 
       case "unknown":
@@ -336,7 +338,8 @@ export class ParticipantSession implements ParticipantSink {
   ): Promise<void> {
     const context = this.#context;
     const outcome = await this.#authenticate(token, "authenticating");
-    if (outcome === null) return;
+    // The transport may have closed while the result travelled back here.
+    if (outcome === null || this.#state !== "authenticating") return;
     // The verifier allows clock skew on `exp`; a token already past it
     // would be welcomed only to be closed at once.
     if (outcome.expiresAt !== null && outcome.expiresAt <= Date.now()) {
@@ -394,7 +397,19 @@ export class ParticipantSession implements ParticipantSink {
 
   async #refresh(token: string): Promise<void> {
     const outcome = await this.#authenticate(token, "joined");
-    if (outcome !== null) this.#armExpiry(outcome.expiresAt);
+    if (outcome !== null && this.#state === "joined") {
+      this.#armExpiry(outcome.expiresAt);
+    }
+  }
+
+  /** Logs an unexpected error of an asynchronous step and closes with 1011. */
+  #fail(step: string, error: unknown): void {
+    this.#logger.error(`session ${step} failed`, {
+      session: this.id,
+      room: this.roomName,
+      error: errorMessage(error),
+    });
+    this.close(CLOSE.internalError, `Internal error during ${step}`);
   }
 
   /**

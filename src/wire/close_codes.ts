@@ -19,6 +19,7 @@ export const CLOSE = {
   slowConsumer: { code: 4008, error: "slow_consumer" },
   kicked: { code: 4410, error: "kicked" },
   shuttingDown: { code: 4503, error: "shutting_down" },
+  internalError: { code: 1011, error: "internal_error" },
 } as const;
 
 /** One entry of {@linkcode CLOSE}. */
