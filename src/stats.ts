@@ -83,8 +83,9 @@ export class RelayStats {
   /** WebTransport connections that failed before their session started. */
   webTransportAcceptErrors = 0;
   /** Connections rejected by a connection limit, by the limit. */
-  readonly connectionsRejected: Record<ConnectionRejectReason, number> =
-    zeroed(CONNECTION_REJECT_REASONS);
+  readonly connectionsRejected: Record<ConnectionRejectReason, number> = zeroed(
+    CONNECTION_REJECT_REASONS,
+  );
   /** Sessions closed, by close code. */
   readonly closes = new Map<number, number>();
   /** Receives each handshake duration in seconds, at `welcome`. */

@@ -13,6 +13,10 @@ import {
   type WebSocketSettings,
 } from "../../bridge/websocket.ts";
 import { serveAsset } from "../../bridge/assets.ts";
+import {
+  type ConnectionLimiter,
+  sharedConnectionLimiter,
+} from "../limits/connection_limiter.ts";
 import type { RoomManager } from "../room/manager.ts";
 import type { Room } from "../room/room.ts";
 import type { SessionContext } from "../session/session.ts";
@@ -41,6 +45,11 @@ export interface HttpDependencies {
   federationPeers: () => unknown;
   /** Extra details of a room, such as its quality tier. */
   roomDetails?: (room: Room) => Record<string, unknown>;
+  /**
+   * Connection limiter of the WebSocket endpoint. By default the one
+   * shared with the WebTransport server through `context`.
+   */
+  limiter?: ConnectionLimiter;
 }
 
 type Env = { Bindings: HttpBindings };
@@ -80,6 +89,7 @@ function apiError(
 export function createHttpApp(deps: HttpDependencies): Hono<Env> {
   const app = new Hono<Env>();
   const { rooms, context } = deps;
+  const limiter = deps.limiter ?? sharedConnectionLimiter(context);
 
   /**
    * Admin routes take `Authorization: Bearer <admin token>` when a token is
@@ -219,6 +229,7 @@ export function createHttpApp(deps: HttpDependencies): Hono<Env> {
     }
     return upgradeToParticipant(c.req.raw, segment, context, deps.settings(), {
       remote: c.env?.remoteAddr?.hostname ?? "unknown",
+      limiter,
     });
   });
 

@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { ConnectionLease } from "../limits/connection_limiter.ts";
 import { errorMessage, type Logger } from "../log.ts";
 import {
   ParticipantSession,
@@ -50,6 +51,11 @@ export interface ParticipantInit {
   queryToken: string | undefined;
   /** Peer address for logs. */
   remote: string;
+  /**
+   * The connection's place in the connection limits. Its handshake ends at
+   * the session's `welcome`.
+   */
+  lease?: ConnectionLease;
 }
 
 const encoder = new TextEncoder();
@@ -65,6 +71,7 @@ class WebTransportTransport implements SessionTransport {
   readonly #wt: ServerWebTransport;
   readonly #context: SessionContext;
   readonly #settings: WebTransportParticipantSettings;
+  readonly #lease: ConnectionLease | undefined;
   readonly #datagrams: WritableStreamDefaultWriter<Uint8Array>;
   #signals: WritableStreamDefaultWriter<Uint8Array> | null = null;
   #signalBytesQueued = 0;
@@ -88,10 +95,12 @@ class WebTransportTransport implements SessionTransport {
     wt: ServerWebTransport,
     context: SessionContext,
     settings: WebTransportParticipantSettings,
+    lease: ConnectionLease | undefined,
   ) {
     this.#wt = wt;
     this.#context = context;
     this.#settings = settings;
+    this.#lease = lease;
     this.#datagrams = wt.datagrams.writable.getWriter();
     this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
   }
@@ -142,6 +151,13 @@ class WebTransportTransport implements SessionTransport {
   }
 
   sendSignal(text: string): void {
+    // The session is joined from its welcome on, the first signal it
+    // sends after the join, so the handshake ends here.
+    const lease = this.#lease;
+    if (lease?.inHandshake && this.session?.state === "joined") {
+      lease.endHandshake();
+    }
+
     const writer = this.#signals;
     // Without a signal stream the client cannot have sent hello, so only
     // the error signal of a close before hello can be lost here.
@@ -199,7 +215,12 @@ export function acceptParticipant(
   settings: WebTransportParticipantSettings,
   init: ParticipantInit,
 ): WebTransportParticipant {
-  const transport = new WebTransportTransport(wt, context, settings);
+  const transport = new WebTransportTransport(
+    wt,
+    context,
+    settings,
+    init.lease,
+  );
   const session = new ParticipantSession(context, transport, {
     room: init.room,
     queryToken: init.queryToken,
@@ -214,7 +235,7 @@ export function acceptParticipant(
       session.handleTransportClosed();
     });
 
-  void readDatagrams(wt, session);
+  void readDatagrams(wt, session, context.logger);
   void acceptSignalStream(
     wt,
     transport,
@@ -234,17 +255,40 @@ export function acceptParticipant(
 async function readDatagrams(
   wt: ServerWebTransport,
   session: ParticipantSession,
+  logger: Logger,
 ): Promise<void> {
   const reader = wt.datagrams.readable.getReader();
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      session.handleMedia(value);
+  for (;;) {
+    let result: ReadableStreamReadResult<Uint8Array>;
+    try {
+      result = await reader.read();
+    } catch {
+      // The session closed; wt.closed reports it to the session.
+      return;
     }
-  } catch {
-    // The session closed; wt.closed reports it to the session.
+    if (result.done) return;
+    try {
+      session.handleMedia(result.value);
+    } catch (error) {
+      handlerFailed(session, logger, "datagram", error);
+      return;
+    }
   }
+}
+
+/** Logs a throw from the session's handler once and closes the session. */
+function handlerFailed(
+  session: ParticipantSession,
+  logger: Logger,
+  what: "datagram" | "signal",
+  error: unknown,
+): void {
+  logger.error(`webtransport ${what} handler failed`, {
+    session: session.id,
+    remote: session.remote,
+    error: errorMessage(error),
+  });
+  session.close(CLOSE.badRequest, `Internal error handling a ${what}`);
 }
 
 /**
@@ -313,7 +357,12 @@ async function readSignals(
           session.close(CLOSE.badRequest, "Invalid signal: not valid UTF-8");
           return;
         }
-        session.handleSignal(text);
+        try {
+          session.handleSignal(text);
+        } catch (error) {
+          handlerFailed(session, logger, "signal", error);
+          return;
+        }
         if (isClosed(session)) return;
       }
     }

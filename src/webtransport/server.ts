@@ -16,6 +16,13 @@
  */
 
 import type { TlsCertificate } from "../identity/certificate.ts";
+import {
+  type AdmitResult,
+  type ConnectionLease,
+  type ConnectionLimiter,
+  type ConnectionLimits,
+  sharedConnectionLimiter,
+} from "../limits/connection_limiter.ts";
 import { errorMessage, type Logger } from "../log.ts";
 import type { SessionContext } from "../session/session.ts";
 import { CLOSE } from "../wire/close_codes.ts";
@@ -27,6 +34,13 @@ import {
   type WebTransportParticipantSettings,
 } from "./participant.ts";
 import { routeSession } from "./routing.ts";
+
+/**
+ * Time a connection rejected by a connection limit has to complete its
+ * WebTransport upgrade, so that it can be closed with 4429, in ms. Later,
+ * the QUIC connection is closed with 4429 instead.
+ */
+export const REJECTED_UPGRADE_WAIT_MS = 1_000;
 
 /** Source of the listener's certificate and of its replacements. */
 export interface CertificateSource {
@@ -54,10 +68,19 @@ export interface WebTransportServerOptions {
   maxIdleTimeoutMs: number;
   /** Session context shared with the WebSocket bridge. */
   context: SessionContext;
-  /** Participant limits and the handshake timeout, read per session. */
-  settings: () => WebTransportParticipantSettings & {
-    handshakeTimeoutMs: number;
-  };
+  /**
+   * Participant limits, connection limits and the handshake timeout, read
+   * per session.
+   */
+  settings: () =>
+    & WebTransportParticipantSettings
+    & ConnectionLimits
+    & { handshakeTimeoutMs: number };
+  /**
+   * Connection limiter of the endpoint. By default the one shared with
+   * the WebSocket endpoint through `context`.
+   */
+  limiter?: ConnectionLimiter;
   /** Called once for each connection that fails before its session starts. */
   onAcceptError?: () => void;
   /** Handler of `/federation` sessions; without it they close with 4400. */
@@ -73,6 +96,7 @@ export class WebTransportServer {
   /** Every listener made, kept referenced until the endpoint closes. */
   readonly #listeners: Deno.QuicListener[] = [];
   readonly #participants = new Set<WebTransportParticipant>();
+  readonly #limiter: ConnectionLimiter;
   readonly #removeRotateListener: () => void;
   readonly #acceptLoop: Promise<void>;
   #closed = false;
@@ -80,6 +104,7 @@ export class WebTransportServer {
   private constructor(options: WebTransportServerOptions) {
     this.#options = options;
     this.#logger = options.logger;
+    this.#limiter = options.limiter ?? sharedConnectionLimiter(options.context);
     this.#endpoint = new Deno.QuicEndpoint({
       hostname: options.hostname,
       port: options.port,
@@ -188,21 +213,27 @@ export class WebTransportServer {
     // the address comes from the accepted connection.
     const conn = await incoming.accept();
     const remote = `${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`;
-    const timeoutMs = this.#options.settings().handshakeTimeoutMs;
+    const settings = this.#options.settings();
+    const timeoutMs = settings.handshakeTimeoutMs;
+
+    // The connection counts from here, so that connections that never
+    // finish the upgrade count against the limits too.
+    const admitted = this.#limiter.admit(conn.remoteAddr.hostname, settings);
+    if (!admitted.ok) {
+      await this.#rejectConnection(conn, remote, admitted);
+      return;
+    }
+    const lease = admitted.lease;
 
     let wt: ServerWebTransport;
     try {
       wt = await withDeadline(
-        (async () => {
-          const session = await Deno.upgradeWebTransport(conn);
-          // maxDatagramSize is 1024 until the session is ready.
-          await session.ready;
-          return session;
-        })(),
+        upgrade(conn),
         timeoutMs,
         `No WebTransport session within ${timeoutMs} ms`,
       );
     } catch (error) {
+      lease.release();
       conn.close({
         closeCode: CLOSE.timeout.code,
         reason: CLOSE.timeout.error,
@@ -215,11 +246,17 @@ export class WebTransportServer {
     const route = routeSession(wt.url);
     switch (route.kind) {
       case "room":
-        this.#startParticipant(wt, route.room, route.queryToken, remote);
+        this.#startParticipant(
+          wt,
+          route.room,
+          route.queryToken,
+          remote,
+          lease,
+        );
         return;
 
       case "federation":
-        await this.#startFederation(wt, conn, remote);
+        await this.#startFederation(wt, conn, remote, lease);
         return;
 
       case "invalid":
@@ -227,8 +264,46 @@ export class WebTransportServer {
           remote,
           reason: route.message,
         });
-        await rejectSession(wt, CLOSE.badRequest, route.message);
+        try {
+          await rejectSession(wt, CLOSE.badRequest, route.message);
+        } finally {
+          lease.release();
+        }
         return;
+    }
+  }
+
+  /**
+   * Closes a connection over a connection limit with 4429: the session
+   * when the upgrade completes within {@linkcode REJECTED_UPGRADE_WAIT_MS},
+   * else the QUIC connection. Sends no `error` signal and does not wait
+   * for the client, so that a flood costs little.
+   */
+  async #rejectConnection(
+    conn: Deno.QuicConn,
+    remote: string,
+    rejection: Extract<AdmitResult, { ok: false }>,
+  ): Promise<void> {
+    this.#options.context.stats.connectionsRejected[rejection.reason]++;
+    this.#logger.warn("webtransport connection rejected", {
+      remote,
+      reason: rejection.reason,
+    });
+
+    const { code, error: reason } = CLOSE.rateLimited;
+    try {
+      const wt = await withDeadline(
+        upgrade(conn),
+        REJECTED_UPGRADE_WAIT_MS,
+        "upgrade of a rejected connection timed out",
+      );
+      wt.close({ closeCode: code, reason });
+    } catch {
+      try {
+        conn.close({ closeCode: code, reason });
+      } catch {
+        // The client has closed the connection already.
+      }
     }
   }
 
@@ -237,24 +312,47 @@ export class WebTransportServer {
     room: RoomName,
     queryToken: string | undefined,
     remote: string,
+    lease: ConnectionLease,
   ): void {
     // NOTE: a bad ?token= is not rejected here, unlike on WebSocket: the
     // session's hello and authentication close it with 4401 or 4403.
-    const participant = acceptParticipant(
-      wt,
-      this.#options.context,
-      this.#options.settings(),
-      { room, queryToken, remote },
-    );
+    let participant: WebTransportParticipant;
+    try {
+      participant = acceptParticipant(
+        wt,
+        this.#options.context,
+        this.#options.settings(),
+        { room, queryToken, remote, lease },
+      );
+    } catch (error) {
+      lease.release();
+      try {
+        wt.close({
+          closeCode: CLOSE.badRequest.code,
+          reason: CLOSE.badRequest.error,
+        });
+      } catch {
+        // Already closed.
+      }
+      throw error;
+    }
     this.#participants.add(participant);
-    participant.finished.then(() => this.#participants.delete(participant));
+    participant.session.closed.then(() => lease.endHandshake());
+    participant.finished.then(() => {
+      this.#participants.delete(participant);
+      lease.release();
+    });
   }
 
   async #startFederation(
     wt: ServerWebTransport,
     conn: Deno.QuicConn,
     remote: string,
+    lease: ConnectionLease,
   ): Promise<void> {
+    // The federation handshake counts as a handshake in progress until the
+    // handler returns; the link keeps its connection place until it closes.
+    wt.closed.catch(() => {}).then(() => lease.release());
     const handler = this.#options.onFederationSession;
     if (handler === undefined) {
       await rejectSession(
@@ -266,6 +364,7 @@ export class WebTransportServer {
     }
     try {
       await handler(wt, conn);
+      lease.endHandshake();
     } catch (error) {
       this.#logger.error("federation session handler failed", {
         remote,
@@ -285,6 +384,14 @@ export class WebTransportServer {
     this.#options.onAcceptError?.();
     this.#logger.warn(message, { error: errorMessage(error) });
   }
+}
+
+/** Upgrades `conn` to a WebTransport session and waits until it is ready. */
+async function upgrade(conn: Deno.QuicConn): Promise<ServerWebTransport> {
+  const session = await Deno.upgradeWebTransport(conn);
+  // maxDatagramSize is 1024 until the session is ready.
+  await session.ready;
+  return session;
 }
 
 /** Rejects with `message` when `promise` does not settle within `ms`. */
