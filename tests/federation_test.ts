@@ -371,6 +371,8 @@ Deno.test("federation rejects an unknown relay", async () => {
       peers: { state: string }[];
     };
     assert.equal(peers.peers[0]!.state, "connecting");
+    assert.ok(a.relay.federation.counters.handshakeFailures.outbound > 0);
+    assert.ok(b.relay.federation.counters.handshakeFailures.inbound > 0);
   } finally {
     await stopNodes(nodes);
   }

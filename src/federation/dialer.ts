@@ -85,6 +85,7 @@ export class PeerDialer {
         continue;
       } catch (error) {
         if (this.#abort.signal.aborted) return;
+        federation.counters.handshakeFailures.outbound++;
         const wait = withJitter(delay);
         logger.warn("federation dial failed; retrying", {
           peer: peer.label,

@@ -58,6 +58,8 @@ export interface FederationCounters {
   closedTotals: Map<string, { in: number; out: number }>;
   /** Datagram totals of closed links. */
   closedDatagrams: { in: number; out: number };
+  /** Failed link handshakes, by which side this relay was. */
+  handshakeFailures: { inbound: number; outbound: number };
 }
 
 /** Options of {@linkcode Federation}. */
@@ -93,6 +95,7 @@ export class Federation {
     malformed: 0,
     closedTotals: new Map(),
     closedDatagrams: { in: 0, out: 0 },
+    handshakeFailures: { inbound: 0, outbound: 0 },
   };
 
   readonly #identity: RelayIdentity;
@@ -297,6 +300,7 @@ export class Federation {
       const errorCode = error instanceof HandshakeError
         ? error.errorCode
         : "bad_request";
+      this.counters.handshakeFailures.inbound++;
       this.#logger.warn("federation handshake failed", {
         remote,
         error: errorMessage(error),

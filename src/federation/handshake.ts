@@ -111,6 +111,13 @@ async function expect<T extends string>(
   deadline: number,
 ) {
   const message = await channel.next(Math.max(1, deadline - Date.now()));
+  if (message === null && channel.error !== null) {
+    throw new HandshakeError(
+      4400,
+      "bad_request",
+      `Control stream ended while waiting for ${type}: ${channel.error}`,
+    );
+  }
   if (message === null) {
     throw new HandshakeError(4408, "timeout", `Timed out waiting for ${type}`);
   }

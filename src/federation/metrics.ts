@@ -98,6 +98,20 @@ export function registerFederationMetrics(
     },
   });
 
+  new client.Counter({
+    name: "wzp_federation_handshake_failures_total",
+    help: "Federation links that failed before they were up, by direction; " +
+      "outbound counts failed dials",
+    labelNames: ["direction"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const failures = federation.counters.handshakeFailures;
+      this.inc({ direction: "inbound" }, failures.inbound);
+      this.inc({ direction: "outbound" }, failures.outbound);
+    },
+  });
+
   new client.Gauge({
     name: "wzp_federation_active_rooms",
     help: "Bridged rooms with federation state",
