@@ -20,6 +20,7 @@ import {
 } from "./identity/certificate_hashes.ts";
 import { createLogger, errorMessage, type Logger } from "./log.ts";
 import { type RelayOptions, resolveOptions } from "./options.ts";
+import { ConnectionLimiter } from "./limits/connection_limiter.ts";
 import { RoomManager } from "./room/manager.ts";
 import { QualityTimer } from "./room/quality_timer.ts";
 import type { Room } from "./room/room.ts";
@@ -394,8 +395,11 @@ export class Relay {
       untrack: (session) => this.#sessions.delete(session),
     };
 
+    // WebSocket and WebTransport count connections of one address together.
+    const limiter = new ConnectionLimiter();
     const app = createHttpApp({
       context,
+      limiter,
       rooms: this.rooms,
       registry: this.registry,
       settings: () => this.#options,
@@ -414,6 +418,7 @@ export class Relay {
         keepAliveIntervalMs: options.pingIntervalMs,
         maxIdleTimeoutMs: options.livenessTimeoutMs,
         context,
+        limiter,
         settings: () => this.#options,
         onAcceptError: () => this.stats.webTransportAcceptErrors++,
         onFederationSession: (wt, conn) =>
