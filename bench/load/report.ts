@@ -1,0 +1,544 @@
+/**
+ * Writes a run's results: bench/results/latest.json, the latency chart
+ * bench/results/latency_p99.svg, and the generated sections of
+ * docs/benchmarks.md (between `<!-- BEGIN GENERATED: name -->` and
+ * `<!-- END GENERATED: name -->`), which it then formats with `deno fmt`.
+ *
+ * @module
+ */
+
+import type { CapacityResult, StepResult } from "./capacity.ts";
+import { renderLatencyChart } from "./chart.ts";
+import type { FederationResult } from "./federation.ts";
+import type { MicroResult } from "./micro.ts";
+import type { LoadResults } from "./run.ts";
+import { REPO_ROOT } from "./systems.ts";
+
+const RESULTS_DIR = `${REPO_ROOT}bench/results/`;
+const DOC_PATH = `${REPO_ROOT}docs/benchmarks.md`;
+const CHART_FILE = "latency_p99.svg";
+
+/** Targets the project set, 3-person rooms at 50 packets/s, one relay core. */
+const TARGETS = {
+  wsCapacity: 1_500,
+  versusWs: 1 / 2,
+  versusSocketIo: 1 / 3,
+  versusFloor: 1.2,
+  wtVersusWs: 1,
+  hopCost: 1.5,
+  packetsPerDatagram: 5,
+  memoryPerParticipantBytes: 64 * 1024,
+};
+
+function integer(value: number): string {
+  return Math.round(value).toLocaleString("en-US");
+}
+
+function ms(value: number): string {
+  if (value < 10) return value.toFixed(2);
+  if (value < 100) return value.toFixed(1);
+  return integer(value);
+}
+
+function percent(share: number, digits = 0): string {
+  return `${(share * 100).toFixed(digits)} %`;
+}
+
+function kib(bytes: number): string {
+  return (bytes / 1024).toFixed(1);
+}
+
+/** Builds a Markdown table. */
+function table(header: string[], rows: string[][]): string {
+  const lines = [
+    `| ${header.join(" | ")} |`,
+    `| ${header.map(() => "---").join(" | ")} |`,
+    ...rows.map((row) => `| ${row.join(" | ")} |`),
+  ];
+  return lines.join("\n");
+}
+
+/** Returns the capacity, marked when the generator limited it. */
+function capacityText(result: CapacityResult): string {
+  if (result.capacity === null) {
+    return result.generatorBound ? "none (generator-bound)" : "none";
+  }
+  return result.generatorBound
+    ? `≥ ${integer(result.capacity)} (generator-bound)`
+    : integer(result.capacity);
+}
+
+/** Returns the step at the capacity, else the last step. */
+function capacityStep(result: CapacityResult): StepResult | undefined {
+  const passing = result.steps.filter((step) => step.pass);
+  return passing.at(-1) ?? result.steps.at(-1);
+}
+
+/** CPU per delivered packet of two systems at the same load. */
+export interface PairedCost {
+  participants: number;
+  /** Both passed at this load. */
+  bothPassed: boolean;
+  firstUs: number;
+  secondUs: number;
+  /** first / second. */
+  ratio: number;
+}
+
+/**
+ * Compares CPU per delivered packet at the largest load both systems
+ * passed, or else at the largest load both measured.
+ */
+export function pairedCost(
+  first: CapacityResult | undefined,
+  second: CapacityResult | undefined,
+): PairedCost | null {
+  if (first === undefined || second === undefined) return null;
+  let best: PairedCost | null = null;
+  for (const a of first.steps) {
+    const b = second.steps.find((step) => step.participants === a.participants);
+    if (b === undefined || a.cpuPerDeliveredUs === 0) continue;
+    if (b.cpuPerDeliveredUs === 0) continue;
+    const candidate: PairedCost = {
+      participants: a.participants,
+      bothPassed: a.pass && b.pass,
+      firstUs: a.cpuPerDeliveredUs,
+      secondUs: b.cpuPerDeliveredUs,
+      ratio: a.cpuPerDeliveredUs / b.cpuPerDeliveredUs,
+    };
+    if (
+      best === null ||
+      (candidate.bothPassed && !best.bothPassed) ||
+      (candidate.bothPassed === best.bothPassed &&
+        candidate.participants > best.participants)
+    ) {
+      best = candidate;
+    }
+  }
+  return best;
+}
+
+function byName(results: LoadResults, name: string) {
+  return results.capacity.find((result) => result.name === name);
+}
+
+function runSection(results: LoadResults): string {
+  const m = results.machine;
+  const rows = [
+    ["Command", `\`${results.command}\``],
+    ["Started", results.startedAt],
+    ["Finished", results.finishedAt],
+    ["CPU", `${m.cores} × ${m.cpuModel}`],
+    ["Memory", `${m.memoryGiB} GiB`],
+    ["Kernel", m.kernel],
+    [
+      "Load average at start",
+      m.loadAverage.map((v) => v.toFixed(2)).join(", "),
+    ],
+    ["Deno", `${m.deno} (V8 ${m.v8})`],
+    ["Node.js", m.node],
+    ["C compiler", m.cc],
+    [
+      "npm packages",
+      Object.entries(m.packages).map(([name, version]) => `${name} ${version}`)
+        .join(", "),
+    ],
+    [
+      "Generators",
+      [...new Set(results.capacity.map((r) => `${r.name}: ${r.generator}`))]
+        .join(", "),
+    ],
+  ];
+  return table(["", ""], rows);
+}
+
+function summarySection(results: LoadResults): string {
+  const rows = results.capacity.map((result) => {
+    const step = capacityStep(result);
+    if (step === undefined) {
+      return [result.label, "–", "–", "–", "–", "–", "–", "–", "–", "–"];
+    }
+    return [
+      result.label,
+      capacityText(result),
+      integer(step.deliveredPerSecond),
+      `${ms(step.p50Ms)} / ${ms(step.p99Ms)} / ${ms(step.p999Ms)}`,
+      percent(step.loss, 3),
+      percent(step.relayCpuUtilization),
+      step.cpuPerDeliveredUs.toFixed(1),
+      integer(1e6 / step.cpuPerDeliveredUs),
+      kib(step.rssPerParticipantBytes),
+      percent(step.generatorCpuUtilization),
+    ];
+  });
+  return table([
+    "relay",
+    "capacity (participants)",
+    "delivered packets/s",
+    "latency p50 / p99 / p99.9 (ms)",
+    "loss",
+    "relay CPU",
+    "CPU µs per delivered packet",
+    "delivered packets per core-second",
+    "RSS KiB per participant",
+    "generator CPU",
+  ], rows) +
+    "\n\nEach row is the relay's largest passing step, or its last step when " +
+    "none passed. Each search stopped for this reason:\n\n" +
+    results.capacity.map((r) => `- ${r.label}: ${r.stoppedBecause}.`)
+      .join("\n");
+}
+
+function stepsSection(results: LoadResults): string {
+  const rows: string[][] = [];
+  for (const result of results.capacity) {
+    for (const step of result.steps) {
+      const drops = Object.entries(step.relayDrops)
+        .map(([reason, count]) => `${reason} ${integer(count)}`).join(", ");
+      rows.push([
+        result.name,
+        integer(step.participants),
+        integer(step.deliveredPerSecond),
+        percent(step.loss, 3),
+        ms(step.p50Ms),
+        ms(step.p99Ms),
+        ms(step.p999Ms),
+        percent(step.relayCpuUtilization),
+        step.cpuPerDeliveredUs.toFixed(1),
+        percent(step.relaySystemShare),
+        percent(step.generatorCpuUtilization),
+        percent(step.otherCpuUtilization),
+        kib(step.rssPerParticipantBytes),
+        drops === "" ? "–" : drops,
+        `${step.pass ? "pass" : "FAIL"}${
+          step.attempts > 1 ? ` (attempt ${step.attempts})` : ""
+        }`,
+      ]);
+    }
+  }
+  return table([
+    "relay",
+    "participants",
+    "delivered/s",
+    "loss",
+    "p50 ms",
+    "p99 ms",
+    "p99.9 ms",
+    "relay CPU",
+    "µs/packet",
+    "kernel share",
+    "generator CPU",
+    "other CPU",
+    "KiB/participant",
+    "relay drops",
+    "result",
+  ], rows);
+}
+
+function ratioRow(
+  label: string,
+  cost: PairedCost | null,
+  target: string,
+  met: ((ratio: number) => boolean) | null,
+): string[] {
+  if (cost === null) return [label, "not measured", "–", target, "–"];
+
+  let verdict = "–";
+  if (met !== null) verdict = met(cost.ratio) ? "met" : "missed";
+  const level = integer(cost.participants) +
+    (cost.bothPassed ? "" : " (not both passing)");
+  return [
+    label,
+    level,
+    `${cost.firstUs.toFixed(1)} / ${cost.secondUs.toFixed(1)} = ${
+      cost.ratio.toFixed(2)
+    }`,
+    target,
+    verdict,
+  ];
+}
+
+function ratiosSection(results: LoadResults): string {
+  const relayWs = byName(results, "relay-ws");
+  const rows = [
+    ratioRow(
+      "relay ÷ Node.js ws",
+      pairedCost(relayWs, byName(results, "ws-baseline")),
+      "≤ 0.50",
+      (r) => r <= TARGETS.versusWs,
+    ),
+    ratioRow(
+      "relay ÷ Socket.IO",
+      pairedCost(relayWs, byName(results, "socketio-baseline")),
+      "≤ 0.33",
+      (r) => r <= TARGETS.versusSocketIo,
+    ),
+    ratioRow(
+      "relay ÷ Deno floor",
+      pairedCost(relayWs, byName(results, "deno-floor")),
+      "≤ 1.20",
+      (r) => r <= TARGETS.versusFloor,
+    ),
+    ratioRow(
+      "relay WebTransport ÷ relay WebSocket",
+      pairedCost(byName(results, "relay-wt"), relayWs),
+      "≤ 1.00",
+      (r) => r <= TARGETS.wtVersusWs,
+    ),
+    ratioRow(
+      "relay mixed ÷ relay WebSocket",
+      pairedCost(byName(results, "relay-mixed"), relayWs),
+      "–",
+      null,
+    ),
+  ];
+  return table(
+    [
+      "comparison",
+      "at participants",
+      "CPU µs per delivered packet (ratio)",
+      "target",
+      "verdict",
+    ],
+    rows,
+  ) +
+    "\n\nRatios compare the two relays at the largest load both passed, " +
+    "measured in this run one after the other on the same core.";
+}
+
+function federationSection(federation: FederationResult | null): string {
+  if (federation === null) {
+    return "Not run (`--no-federation`, or `--only` without `federation`).";
+  }
+  if (federation.error !== null && federation.federated === null) {
+    return `Not measured: ${federation.error}`;
+  }
+  const rows = [federation.local, federation.federated].flatMap((run) =>
+    run === null ? [] : [[
+      run.mode,
+      integer(run.deliveredPerSecond),
+      percent(run.loss, 3),
+      `${ms(run.p50Ms)} / ${ms(run.p99Ms)}`,
+      percent(run.relayACpuUtilization, 1),
+      percent(run.relayBCpuUtilization, 1),
+      run.cpuPerDeliveredUs.toFixed(1),
+      integer(run.linkPacketsPerSecond),
+      integer(run.linkDatagramsPerSecond),
+    ]]
+  );
+  const summary = [
+    `Federated ÷ local CPU per delivered packet: ${
+      federation.hopCostRatio?.toFixed(2) ?? "–"
+    } (target ≤ ${TARGETS.hopCost}).`,
+    `Packets per datagram on the link: ${
+      federation.packetsPerDatagram?.toFixed(1) ?? "–"
+    } (target ≥ ${TARGETS.packetsPerDatagram}).`,
+    `Idle CPU subtracted: relay A ${
+      percent(federation.idleCpuUtilization.a, 1)
+    }, relay B ${percent(federation.idleCpuUtilization.b, 1)}.`,
+  ];
+  return table([
+    "run",
+    "delivered/s",
+    "loss",
+    "latency p50 / p99 (ms)",
+    "relay A CPU",
+    "relay B CPU",
+    "CPU µs per delivered packet",
+    "link packets/s",
+    "link datagrams/s",
+  ], rows) + "\n\n" + summary.join(" ");
+}
+
+function microSection(micro: MicroResult[] | null): string {
+  if (micro === null) return "Not run (`--no-micro` or `--only`).";
+  const rows = micro.map((bench) => [
+    bench.group ?? "–",
+    `${bench.name}${bench.baseline ? " (baseline)" : ""}`,
+    bench.avgNs.toFixed(1),
+    bench.p99Ns.toFixed(1),
+  ]);
+  return table(["group", "benchmark", "mean ns", "p99 ns"], rows);
+}
+
+/** Returns one row of the targets table, with `met` null when not measured. */
+function targetRow(
+  target: string,
+  measured: string | null,
+  met: boolean | null,
+): string[] {
+  let verdict = "missed";
+  if (met === null) verdict = "not measured";
+  else if (met) verdict = "met";
+  return [target, measured ?? "–", verdict];
+}
+
+/** Row of a CPU ratio against another relay, at their common load. */
+function ratioTarget(
+  target: string,
+  cost: PairedCost | null,
+  limit: number,
+): string[] {
+  if (cost === null) return targetRow(target, null, null);
+  return targetRow(
+    target,
+    `${cost.ratio.toFixed(2)}× at ${integer(cost.participants)} participants`,
+    cost.ratio <= limit,
+  );
+}
+
+/** Row of relay memory per participant at a relay's capacity step. */
+function memoryTarget(target: string, result?: CapacityResult): string[] {
+  const step = result === undefined ? undefined : capacityStep(result);
+  if (step === undefined) return targetRow(target, null, null);
+  return targetRow(
+    target,
+    `${kib(step.rssPerParticipantBytes)} KiB at ${
+      integer(step.participants)
+    } participants`,
+    step.rssPerParticipantBytes <= TARGETS.memoryPerParticipantBytes,
+  );
+}
+
+function targetsSection(results: LoadResults): string {
+  const relayWs = byName(results, "relay-ws");
+  const relayWt = byName(results, "relay-wt");
+  const rows: string[][] = [];
+
+  rows.push(
+    relayWs === undefined
+      ? targetRow(
+        "WebSocket capacity ≥ 1,500 participants per core",
+        null,
+        null,
+      )
+      : targetRow(
+        "WebSocket capacity ≥ 1,500 participants per core",
+        capacityText(relayWs),
+        (relayWs.capacity ?? 0) >= TARGETS.wsCapacity,
+      ),
+  );
+  rows.push(ratioTarget(
+    "CPU per delivered packet ≤ 1/2 of the ws baseline",
+    pairedCost(relayWs, byName(results, "ws-baseline")),
+    TARGETS.versusWs,
+  ));
+  rows.push(ratioTarget(
+    "CPU per delivered packet ≤ 1/3 of Socket.IO",
+    pairedCost(relayWs, byName(results, "socketio-baseline")),
+    TARGETS.versusSocketIo,
+  ));
+  rows.push(ratioTarget(
+    "CPU per delivered packet ≤ 1.2× the runtime floor",
+    pairedCost(relayWs, byName(results, "deno-floor")),
+    TARGETS.versusFloor,
+  ));
+
+  // Packets per core are the inverse of CPU per packet, so WebTransport
+  // meets the target when its CPU per packet is at most WebSocket's.
+  const wt = pairedCost(relayWt, relayWs);
+  rows.push(
+    wt === null
+      ? targetRow(
+        "WebTransport delivers ≥ as many packets per core as WebSocket",
+        null,
+        null,
+      )
+      : targetRow(
+        "WebTransport delivers ≥ as many packets per core as WebSocket",
+        `${(1 / wt.ratio).toFixed(2)}× the WebSocket packets per core at ${
+          integer(wt.participants)
+        } participants`,
+        wt.ratio <= TARGETS.wtVersusWs,
+      ),
+  );
+
+  const hop = results.federation?.hopCostRatio ?? null;
+  rows.push(targetRow(
+    "Federation hop ≤ 1.5× local delivery",
+    hop === null ? null : `${hop.toFixed(2)}×`,
+    hop === null ? null : hop <= TARGETS.hopCost,
+  ));
+  const batch = results.federation?.packetsPerDatagram ?? null;
+  rows.push(targetRow(
+    "Batching cuts datagrams ≥ 5× at 1,000 packets/s",
+    batch === null ? null : `${batch.toFixed(1)} packets per datagram`,
+    batch === null ? null : batch >= TARGETS.packetsPerDatagram,
+  ));
+
+  rows.push(
+    memoryTarget("≤ 64 KiB relay memory per participant (WebSocket)", relayWs),
+  );
+  rows.push(
+    memoryTarget(
+      "≤ 64 KiB relay memory per participant (WebTransport)",
+      relayWt,
+    ),
+  );
+  return table(["target", "measured", "verdict"], rows);
+}
+
+/** Replaces the text between the markers of `name`; throws if missing. */
+function replaceSection(doc: string, name: string, body: string): string {
+  const begin = `<!-- BEGIN GENERATED: ${name} -->`;
+  const end = `<!-- END GENERATED: ${name} -->`;
+  const start = doc.indexOf(begin);
+  const stop = doc.indexOf(end);
+  if (start === -1 || stop === -1 || stop < start) {
+    throw new Error(
+      `Cannot update ${DOC_PATH}: markers for section "${name}" are missing; ` +
+        `add "${begin}" and "${end}"`,
+    );
+  }
+  return doc.slice(0, start + begin.length) + "\n\n" + body.trim() + "\n\n" +
+    doc.slice(stop);
+}
+
+/** Writes the JSON, the chart and, when `docs` is set, the doc sections. */
+export async function writeReport(
+  results: LoadResults,
+  options: { docs: boolean },
+): Promise<void> {
+  await Deno.mkdir(RESULTS_DIR, { recursive: true });
+  await Deno.writeTextFile(
+    `${RESULTS_DIR}latest.json`,
+    JSON.stringify(results, null, 2) + "\n",
+  );
+
+  const series = results.capacity.map((result) => ({
+    label: result.label,
+    points: result.steps.map((step) =>
+      [step.participants, step.p99Ms] as [number, number]
+    ),
+  }));
+  await Deno.writeTextFile(
+    `${RESULTS_DIR}${CHART_FILE}`,
+    renderLatencyChart(
+      series,
+      results.settings.p99LimitMs,
+      "p99 added latency against load, one relay core",
+    ),
+  );
+  console.error(`wrote ${RESULTS_DIR}latest.json and ${CHART_FILE}`);
+  if (!options.docs) return;
+
+  let doc = await Deno.readTextFile(DOC_PATH);
+  doc = replaceSection(doc, "run", runSection(results));
+  doc = replaceSection(doc, "targets", targetsSection(results));
+  doc = replaceSection(doc, "summary", summarySection(results));
+  doc = replaceSection(doc, "ratios", ratiosSection(results));
+  doc = replaceSection(doc, "steps", stepsSection(results));
+  doc = replaceSection(
+    doc,
+    "federation",
+    federationSection(results.federation),
+  );
+  doc = replaceSection(doc, "micro", microSection(results.micro));
+  await Deno.writeTextFile(DOC_PATH, doc);
+  await new Deno.Command(Deno.execPath(), {
+    args: ["fmt", DOC_PATH],
+    stdout: "null",
+    stderr: "inherit",
+  }).output();
+  console.error(`updated ${DOC_PATH}`);
+}
