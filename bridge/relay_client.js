@@ -245,7 +245,9 @@ class WebTransportConnection {
     }
     this.wt = new WebTransport(url, options);
     this.wt.closed.then(
-      (info) => this.#finish(info.closeCode ?? null, info.reason ?? ""),
+      // Deno resolves with undefined when the session is rejected in the
+      // handshake.
+      (info) => this.#finish(info?.closeCode ?? null, info?.reason ?? ""),
       (error) => this.#finish(error?.closeCode ?? null, String(error)),
     );
     this.opened = this.#open();

@@ -46,6 +46,8 @@ class WebSocketTransport implements SessionTransport {
   readonly #settings: WebSocketSettings;
   readonly #lease: ConnectionLease;
   session: ParticipantSession | null = null;
+  /** Upper bound of `bufferedAmount`: its last reading plus bytes sent since. */
+  #bufferedBound = 0;
   /** When the buffer first went over the limit, or 0 while under it. */
   #overLimitSince = 0;
 
@@ -65,8 +67,15 @@ class WebSocketTransport implements SessionTransport {
     const socket = this.#socket;
     if (socket.readyState !== WebSocket.OPEN) return false;
 
+    // Reading bufferedAmount calls into the runtime, so it is read only
+    // when the bytes sent since the last reading could have crossed the
+    // limit. Until then, that reading plus those bytes is an upper bound.
     const settings = this.#settings;
-    if (socket.bufferedAmount > settings.wsBufferLimitBytes) {
+    const limit = settings.wsBufferLimitBytes;
+    if (this.#bufferedBound + frame.length > limit) {
+      this.#bufferedBound = socket.bufferedAmount;
+    }
+    if (this.#bufferedBound > limit) {
       this.#context.stats.dropped.ws_buffer_full++;
       const now = performance.now();
       if (this.#overLimitSince === 0) {
@@ -82,6 +91,7 @@ class WebSocketTransport implements SessionTransport {
 
     this.#overLimitSince = 0;
     socket.send(frame);
+    this.#bufferedBound += frame.length;
     return true;
   }
 
@@ -93,6 +103,8 @@ class WebSocketTransport implements SessionTransport {
     }
     if (this.#socket.readyState !== WebSocket.OPEN) return;
     this.#socket.send(text);
+    // At most 3 UTF-8 bytes per UTF-16 code unit.
+    this.#bufferedBound += text.length * 3;
   }
 
   closeTransport(code: number, reason: string): void {

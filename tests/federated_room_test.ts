@@ -201,6 +201,8 @@ Deno.test("FederatedRoom full mesh of four", () => {
 Deno.test("FederatedRoom reroutes after link loss", () => {
   const relays = network(["a", "b", "c"], [["a", "b"], ["b", "c"], ["a", "c"]]);
   addLocal(relays.get("a")!, "p1");
+  addLocal(relays.get("b")!, "p2");
+  addLocal(relays.get("c")!, "p3");
   converge(relays);
 
   // The a-c link goes down on both ends.
@@ -228,6 +230,19 @@ Deno.test("FederatedRoom drops participant when origin leaves", () => {
 
   assert.equal(relays.get("b")!.room.remotes.size, 0);
   assert.equal(relays.get("c")!.room.remotes.size, 0);
+});
+
+Deno.test("FederatedRoom requests media only for listeners", () => {
+  // A chain a-b-c where only a has a participant: nobody listens.
+  const relays = network(["a", "b", "c"], [["a", "b"], ["b", "c"]]);
+  addLocal(relays.get("a")!, "p1");
+  converge(relays);
+  assert.equal(feeds(relays, "a/p1").size, 0);
+
+  // A listener joins at c: b forwards to it although b has nobody.
+  addLocal(relays.get("c")!, "p3");
+  converge(relays);
+  assertTree(relays, "a", "a/p1");
 });
 
 Deno.test("FederatedRoom ignores routes through itself", () => {

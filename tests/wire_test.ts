@@ -312,6 +312,7 @@ Deno.test("close codes match protocol table", () => {
     [4008, "slow_consumer"],
     [4410, "kicked"],
     [4503, "shutting_down"],
+    [1011, "internal_error"],
   ];
   const actual = Object.values(CLOSE).map((r) => [r.code, r.error]);
 

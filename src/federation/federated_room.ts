@@ -61,7 +61,7 @@ export interface LocalSender {
 export class FederatedRoom {
   readonly name: RoomName;
   readonly hash: Uint8Array;
-  readonly key: string;
+  readonly key: number;
   readonly locals = new Map<Participant, LocalSender>();
   readonly remotes = new Map<string, RemoteParticipant>();
   /** Inbound lookup: link, then the peer's handle. */
@@ -193,12 +193,17 @@ export class FederatedRoom {
       });
     }
 
+    // Media is worth requesting only for local listeners or for peers that
+    // request it from this relay in turn.
+    const hasListeners = this.locals.size > 0;
     const want: number[] = [];
     for (const remote of this.remotes.values()) {
       const best = remote.best;
       if (best === null) continue;
       if (best.link === link) {
-        want.push(best.handle);
+        if (hasListeners || remote.subscribers.length > 0) {
+          want.push(best.handle);
+        }
         continue;
       }
       if (best.path.includes(link.peerFingerprint)) continue;

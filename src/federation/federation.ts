@@ -109,7 +109,7 @@ export class Federation {
   /** Snapshot of {@linkcode #links}, rebuilt on change, for iteration. */
   #linkList: readonly PeerLink[] = [];
   readonly #fedRooms = new Map<string, FederatedRoom>();
-  readonly #fedRoomsByKey = new Map<string, FederatedRoom>();
+  readonly #fedRoomsByKey = new Map<number, FederatedRoom>();
   readonly #dialers = new Map<string, PeerDialer>();
   readonly #linkWaiters = new Map<string, Set<() => void>>();
   #nextHandle = 1;

@@ -58,6 +58,9 @@ export interface ParticipantInit {
   lease?: ConnectionLease;
 }
 
+/** Sends between two readings of the session's maximum datagram size. */
+export const DATAGRAM_SIZE_REFRESH_SENDS = 256;
+
 const encoder = new TextEncoder();
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -77,6 +80,9 @@ class WebTransportTransport implements SessionTransport {
   #signalBytesQueued = 0;
   #signalQueueOverflowed = false;
   #inFlight = 0;
+  /** Last reading of the session's maximum datagram size, 0 before the first. */
+  #maxDatagramSize = 0;
+  #sendsSinceSizeRead = 0;
   /** When the in-flight count first hit the limit, or 0 while under it. */
   #overLimitSince = 0;
   #closing = false;
@@ -118,9 +124,18 @@ class WebTransportTransport implements SessionTransport {
     if (this.#closing) return false;
 
     const stats = this.#context.stats;
-    // Deno drops an oversized datagram without an error, and the size
-    // grows after the handshake, so it is read on every send.
-    if (frame.length > this.#wt.datagrams.maxDatagramSize) {
+    // Deno drops an oversized datagram without an error. The size grows
+    // after the handshake and may shrink with the path, and reading it
+    // calls into the runtime, so a cached value is refreshed every
+    // DATAGRAM_SIZE_REFRESH_SENDS sends and whenever a frame exceeds it.
+    if (
+      frame.length > this.#maxDatagramSize ||
+      ++this.#sendsSinceSizeRead >= DATAGRAM_SIZE_REFRESH_SENDS
+    ) {
+      this.#maxDatagramSize = this.#wt.datagrams.maxDatagramSize;
+      this.#sendsSinceSizeRead = 0;
+    }
+    if (frame.length > this.#maxDatagramSize) {
       stats.dropped.datagram_too_large++;
       return false;
     }

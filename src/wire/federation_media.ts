@@ -37,18 +37,22 @@ export function roomHash(name: string): Uint8Array {
     .slice();
 }
 
-/** Returns the room hash as 16 hex digits, the key of room lookups. */
-export function roomHashKey(hash: Uint8Array, offset = 0): string {
-  let key = "";
-  for (let i = 0; i < ROOM_HASH_BYTES; i++) {
-    key += (hash[offset + i]! | 0x100).toString(16).slice(1);
-  }
-  return key;
+/**
+ * Returns the key of room lookups: the first 53 bits of the room hash as a
+ * number, read without allocating. Two rooms share a key only if their
+ * hashes share those 53 bits.
+ */
+export function roomHashKey(hash: Uint8Array, offset = 0): number {
+  const high = ((hash[offset]! << 24) | (hash[offset + 1]! << 16) |
+    (hash[offset + 2]! << 8) | hash[offset + 3]!) >>> 0;
+  const low = ((hash[offset + 4]! << 24) | (hash[offset + 5]! << 16) |
+    (hash[offset + 6]! << 8) | hash[offset + 7]!) >>> 0;
+  return high * 0x200000 + (low >>> 11);
 }
 
 /** One decoded entry; `packet` is a view into the datagram. */
 export interface FederationEntry {
-  roomKey: string;
+  roomKey: number;
   handle: number;
   sequence: number;
   packet: Uint8Array;
