@@ -250,7 +250,7 @@ export async function upgradeToParticipant(
         remote: info.remote,
         error: errorMessage(error),
       });
-      session.close(CLOSE.badRequest, "Internal error handling a frame");
+      session.close(CLOSE.internalError, "Internal error handling a frame");
     }
   };
   socket.onclose = () => {

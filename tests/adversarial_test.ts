@@ -1244,7 +1244,7 @@ Deno.test("handler fault closes only its session", async () => {
   pair.start();
 
   for (let i = 0; i < 5; i++) victim.client.sendMedia(buildMediaPacket());
-  await assertRelayClose(victim.client, 4400, "bad_request");
+  await assertRelayClose(victim.client, 1011, "internal_error");
   const failures = logged(test.lines, "websocket message handler failed");
   assert.equal(failures.length, 1);
   assert.equal(failures[0]!.error, "injected forward failure");
@@ -1268,8 +1268,8 @@ Deno.test({
     };
     await victim.client.sendDatagram(mediaPacket(40));
     const error: ReceivedSignal = await victim.client.nextSignal("error");
-    assert.equal(error.code, "bad_request");
-    assert.equal((await victim.client.waitClosed()).closeCode, 4400);
+    assert.equal(error.code, "internal_error");
+    assert.equal((await victim.client.waitClosed()).closeCode, 1011);
     const failures = logged(test.lines, "webtransport datagram handler failed");
     assert.equal(failures.length, 1);
   },

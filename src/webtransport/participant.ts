@@ -303,7 +303,7 @@ function handlerFailed(
     remote: session.remote,
     error: errorMessage(error),
   });
-  session.close(CLOSE.badRequest, `Internal error handling a ${what}`);
+  session.close(CLOSE.internalError, `Internal error handling a ${what}`);
 }
 
 /**
