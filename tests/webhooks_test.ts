@@ -216,7 +216,11 @@ Deno.test("webhooks send room events in order", async () => {
       );
     }
     assert.equal(new Set(payloads.map((payload) => payload.id)).size, 6);
-    assert.equal(relay.webhooks.counters.delivered, 6);
+    await waitFor(
+      () => relay.webhooks.counters.delivered === 6,
+      WAIT_MS,
+      "6 deliveries counted",
+    );
     assert.equal(await metricValue(relay, "delivered"), 6);
   } finally {
     await test.cleanup();
@@ -292,7 +296,12 @@ Deno.test("webhooks retry failed deliveries in order", async () => {
       receiver.delivered(status).map((payload) => payload.event),
       ["room_started", "participant_joined"],
     );
-    assert.equal(relay.webhooks.counters.delivered, 2);
+    // The receiver sees a request before the relay reads its response.
+    await waitFor(
+      () => relay.webhooks.counters.delivered === 2,
+      WAIT_MS,
+      "2 deliveries counted",
+    );
     assert.equal(relay.webhooks.counters.failed, 0);
     await a.client.close();
   } finally {
