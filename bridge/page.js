@@ -49,18 +49,23 @@ const elements = {
   tier: document.getElementById("tier"),
 };
 
-const relayClientState = {
-  state: "idle",
-  transport: null,
-  participantId: null,
-  participants: [],
-  sent: 0,
-  received: 0,
-  decoded: 0,
-  lost: 0,
-  level: 0,
-  muted: false,
-};
+/** Counters of a call that has not started, for relayClientState. */
+function emptyCallState(state) {
+  return {
+    state,
+    transport: null,
+    participantId: null,
+    participants: [],
+    sent: 0,
+    received: 0,
+    decoded: 0,
+    lost: 0,
+    level: 0,
+    muted: false,
+  };
+}
+
+const relayClientState = emptyCallState("idle");
 globalThis.relayClientState = relayClientState;
 
 let call = null;
@@ -200,18 +205,7 @@ async function join({ room, alias, token, transport }) {
   elements.transport.textContent = "";
   elements.participants.replaceChildren();
   showMessage("");
-  Object.assign(relayClientState, {
-    state: "connecting",
-    transport: null,
-    participantId: null,
-    participants: [],
-    sent: 0,
-    received: 0,
-    decoded: 0,
-    lost: 0,
-    level: 0,
-    muted: false,
-  });
+  Object.assign(relayClientState, emptyCallState("connecting"));
 
   try {
     call = await VoiceCall.start(context, {

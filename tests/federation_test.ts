@@ -83,6 +83,16 @@ function linkCount(node: Node): number {
   return node.relay.federation.links.length;
 }
 
+/** Makes `a` dial `b` and waits until both ends have the link. */
+async function linkPair(a: Node, b: Node, nodes: Node[]): Promise<void> {
+  dial(a, [b], nodes);
+  await waitFor(
+    () => linkCount(a) === 1 && linkCount(b) === 1,
+    LINK_WAIT_MS,
+    "link",
+  );
+}
+
 /** Waits until `client`'s latest room_update lists `count` participants. */
 async function waitForMembers(
   client: TestClient,
@@ -146,12 +156,7 @@ Deno.test("federation two relays exchange media once", async () => {
   const nodes = await startNodes(["a", "b"]);
   const [a, b] = nodes as [Node, Node];
   try {
-    dial(a, [b], nodes);
-    await waitFor(
-      () => linkCount(a) === 1 && linkCount(b) === 1,
-      LINK_WAIT_MS,
-      "link",
-    );
+    await linkPair(a, b, nodes);
 
     const alice = (await joinWs(a.relay, ROOM, { alias: "alice" })).client;
     const bob = (await joinWs(b.relay, ROOM, { alias: "bob" })).client;
@@ -220,12 +225,7 @@ Deno.test("federation leave updates the peer", async () => {
   const nodes = await startNodes(["a", "b"]);
   const [a, b] = nodes as [Node, Node];
   try {
-    dial(a, [b], nodes);
-    await waitFor(
-      () => linkCount(a) === 1 && linkCount(b) === 1,
-      LINK_WAIT_MS,
-      "link",
-    );
+    await linkPair(a, b, nodes);
     const alice = (await joinWs(a.relay, ROOM, { alias: "alice" })).client;
     const bob = (await joinWs(b.relay, ROOM, { alias: "bob" })).client;
     const carol = (await joinWs(b.relay, ROOM, { alias: "carol" })).client;
@@ -407,12 +407,7 @@ Deno.test("federation rate limit drops and counts", async () => {
   });
   const [a, b] = nodes as [Node, Node];
   try {
-    dial(a, [b], nodes);
-    await waitFor(
-      () => linkCount(a) === 1 && linkCount(b) === 1,
-      LINK_WAIT_MS,
-      "link",
-    );
+    await linkPair(a, b, nodes);
     const alice = (await joinWs(a.relay, ROOM, { alias: "alice" })).client;
     const bob = (await joinWs(b.relay, ROOM, { alias: "bob" })).client;
     await waitForMembers(bob, 2, "bob");
@@ -441,12 +436,7 @@ Deno.test("federation batches packets into fewer datagrams", async () => {
   });
   const [a, b] = nodes as [Node, Node];
   try {
-    dial(a, [b], nodes);
-    await waitFor(
-      () => linkCount(a) === 1 && linkCount(b) === 1,
-      LINK_WAIT_MS,
-      "link",
-    );
+    await linkPair(a, b, nodes);
     const senders = [];
     for (let i = 0; i < 5; i++) {
       senders.push((await joinWs(a.relay, ROOM, { alias: `s${i}` })).client);
@@ -479,12 +469,7 @@ Deno.test("federation follows bridged room changes", async () => {
   const nodes = await startNodes(["a", "b"]);
   const [a, b] = nodes as [Node, Node];
   try {
-    dial(a, [b], nodes);
-    await waitFor(
-      () => linkCount(a) === 1 && linkCount(b) === 1,
-      LINK_WAIT_MS,
-      "link",
-    );
+    await linkPair(a, b, nodes);
     const alice = (await joinWs(a.relay, "side", { alias: "alice" })).client;
     const bob = (await joinWs(b.relay, "side", { alias: "bob" })).client;
     await delay(300);
