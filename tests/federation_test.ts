@@ -9,6 +9,7 @@ import { RelayIdentity } from "../src/identity/identity.ts";
 import type { FederationOptions, RelayOptions } from "../src/options.ts";
 import type { Relay } from "../src/relay.ts";
 import { buildMediaPacket } from "../src/wire/media.ts";
+import { roomHash } from "../src/wire/federation_media.ts";
 import {
   closeAll,
   delay,
@@ -498,6 +499,44 @@ Deno.test("federation follows bridged room changes", async () => {
     }
     await waitForMembers(alice, 1, "alice after unbridging");
     await waitForMembers(bob, 1, "bob after unbridging");
+    await closeAll([alice, bob]);
+  } finally {
+    await stopNodes(nodes);
+  }
+});
+
+Deno.test("federation drops a replayed packet", async () => {
+  const nodes = await startNodes(["a", "b"]);
+  const [a, b] = nodes as [Node, Node];
+  try {
+    await linkPair(a, b, nodes);
+    const alice = (await joinWs(a.relay, ROOM, { alias: "alice" })).client;
+    const bob = (await joinWs(b.relay, ROOM, { alias: "bob" })).client;
+    await waitForMembers(bob, 2, "bob");
+
+    const packet = buildMediaPacket({ sequence: 1 });
+    alice.sendMedia(packet);
+    await bob.nextMedia(LINK_WAIT_MS);
+
+    // Send the same federation entry again over the real link. Alice is the
+    // first participant relay A announced, so her handle there is 1, and
+    // her first packet carried federation sequence 0.
+    const link = a.relay.federation.links[0]!;
+    link.enqueue(roomHash(ROOM), 1, 0, packet);
+    link.flush();
+    await waitFor(
+      () => b.relay.federation.counters.deduped === 1,
+      LINK_WAIT_MS,
+      "the replay to be dropped",
+    );
+    await delay(200);
+    assert.equal(bob.drainMedia().length, 0);
+
+    // A new sequence number from the same sender is delivered.
+    link.enqueue(roomHash(ROOM), 1, 1, packet);
+    link.flush();
+    await bob.nextMedia(LINK_WAIT_MS);
+    assert.equal(b.relay.federation.counters.deduped, 1);
     await closeAll([alice, bob]);
   } finally {
     await stopNodes(nodes);
