@@ -12,6 +12,7 @@ const ASSETS: Record<string, string> = {
   "page.js": "text/javascript; charset=utf-8",
   "page.css": "text/css; charset=utf-8",
   "relay_client.js": "text/javascript; charset=utf-8",
+  "relay_connections.js": "text/javascript; charset=utf-8",
   "audio_capture.js": "text/javascript; charset=utf-8",
   "capture_worklet.js": "text/javascript; charset=utf-8",
   "close_messages.js": "text/javascript; charset=utf-8",
