@@ -173,7 +173,9 @@ function meterValue(level) {
 }
 
 function shortId(id) {
-  return typeof id === "string" ? id.slice(0, 8) : String(id);
+  if (typeof id !== "string") return String(id);
+  // A federated participant's id is "<relay fingerprint>/<id there>".
+  return id.slice(id.lastIndexOf("/") + 1).slice(0, 8);
 }
 
 function showState(state) {

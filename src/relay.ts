@@ -180,7 +180,10 @@ export class Relay {
     const logger = init.logger ??
       createLogger({ level: resolved.logLevel, format: resolved.logFormat });
     const identity = init.identity ??
-      await RelayIdentity.loadOrCreate(resolved.dataDir);
+      await describeFailure(
+        `Cannot use the data directory ${resolved.dataDir} (--data-dir)`,
+        () => RelayIdentity.loadOrCreate(resolved.dataDir),
+      );
     const auth = await createAuthenticator({
       tokenSecret: resolved.tokenSecret,
       authUrl: resolved.authUrl,
@@ -411,47 +414,55 @@ export class Relay {
 
     const certificates = this.#certificates;
     if (certificates !== null) {
-      this.#webTransport = WebTransportServer.listen({
-        hostname: options.host,
-        port: options.wtPort,
-        certificates,
-        keepAliveIntervalMs: options.pingIntervalMs,
-        maxIdleTimeoutMs: options.livenessTimeoutMs,
-        context,
-        limiter,
-        settings: () => this.#options,
-        onAcceptError: () => this.stats.webTransportAcceptErrors++,
-        onFederationSession: (wt, conn) =>
-          this.#federation.acceptSession(
-            wt,
-            `${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`,
-          ),
-        logger: this.logger.child("webtransport"),
-      });
+      this.#webTransport = listenFailure(
+        `Cannot listen for WebTransport on UDP ${options.host}:${options.wtPort} (--host, --wt-port)`,
+        () =>
+          WebTransportServer.listen({
+            hostname: options.host,
+            port: options.wtPort,
+            certificates,
+            keepAliveIntervalMs: options.pingIntervalMs,
+            maxIdleTimeoutMs: options.livenessTimeoutMs,
+            context,
+            limiter,
+            settings: () => this.#options,
+            onAcceptError: () => this.stats.webTransportAcceptErrors++,
+            onFederationSession: (wt, conn) =>
+              this.#federation.acceptSession(
+                wt,
+                `${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`,
+              ),
+            logger: this.logger.child("webtransport"),
+          }),
+      );
       certificates.start();
     }
 
     const ready = Promise.withResolvers<void>();
-    this.#server = Deno.serve(
-      {
-        hostname: options.host,
-        port: options.httpPort,
-        signal: this.#serverAbort.signal,
-        onListen: () => ready.resolve(),
-        onError: (error) => {
-          this.logger.error("http handler failed", {
-            error: errorMessage(error),
-          });
-          return Response.json(
-            { error: { code: "internal", message: "Internal error" } },
-            { status: 500 },
-          );
-        },
-      },
-      (request, info) =>
-        app.fetch(
-          request,
-          { remoteAddr: info.remoteAddr } satisfies HttpBindings,
+    this.#server = listenFailure(
+      `Cannot listen for HTTP on TCP ${options.host}:${options.httpPort} (--host, --http-port)`,
+      () =>
+        Deno.serve(
+          {
+            hostname: options.host,
+            port: options.httpPort,
+            signal: this.#serverAbort.signal,
+            onListen: () => ready.resolve(),
+            onError: (error) => {
+              this.logger.error("http handler failed", {
+                error: errorMessage(error),
+              });
+              return Response.json(
+                { error: { code: "internal", message: "Internal error" } },
+                { status: 500 },
+              );
+            },
+          },
+          (request, info) =>
+            app.fetch(
+              request,
+              { remoteAddr: info.remoteAddr } satisfies HttpBindings,
+            ),
         ),
     );
     await ready.promise;
@@ -545,4 +556,30 @@ function sameHashes(
   const current = signed.certificateHashes;
   return current.length === hashes.length &&
     current.every((hash, i) => hash.value === hashes[i]!.value);
+}
+
+/** Runs `listen`, rethrowing a failure with `context` in front of it. */
+function listenFailure<T>(context: string, listen: () => T): T {
+  try {
+    return listen();
+  } catch (error) {
+    const hint = error instanceof Deno.errors.AddrInUse
+      ? "; another process uses this port, so choose another one"
+      : "";
+    throw new Error(`${context}: ${errorMessage(error)}${hint}`, {
+      cause: error,
+    });
+  }
+}
+
+/** Awaits `step`, rethrowing a failure with `context` in front of it. */
+async function describeFailure<T>(
+  context: string,
+  step: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    throw new Error(`${context}: ${errorMessage(error)}`, { cause: error });
+  }
 }

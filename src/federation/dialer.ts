@@ -150,6 +150,16 @@ export class PeerDialer {
       );
     } catch (error) {
       onAbort();
+      if (
+        peer.httpUrl === undefined &&
+        errorMessage(error).includes("UnknownIssuer")
+      ) {
+        throw new Error(
+          `${errorMessage(error)}; the peer's certificate is not signed by a ` +
+            "known CA, so set http_url to pin its self-signed certificate",
+          { cause: error },
+        );
+      }
       throw error;
     } finally {
       signal.removeEventListener("abort", onAbort);
@@ -167,7 +177,20 @@ async function fetchPinnedHashes(
   signal: AbortSignal,
 ): Promise<WebTransportHash[]> {
   const url = new URL("/api/webtransport", peer.httpUrl).href;
-  const response = await fetch(url, { signal, redirect: "error" });
+  let response: Response;
+  try {
+    response = await fetch(url, { signal, redirect: "error" });
+  } catch (error) {
+    const cause = error instanceof Error && error.cause !== undefined
+      ? `: ${errorMessage(error.cause)}`
+      : "";
+    throw new Error(
+      `GET ${url} failed: ${
+        errorMessage(error)
+      }${cause}; check the peer's http_url`,
+      { cause: error },
+    );
+  }
   if (!response.ok) {
     await response.body?.cancel();
     throw new Error(`GET ${url} returned HTTP ${response.status}`);

@@ -207,6 +207,11 @@ export function createHttpApp(deps: HttpDependencies): Hono<Env> {
         `Participant ${id} is on relay ${participant.relay}; remove it there`,
       );
     }
+    context.logger.info("participant kicked", {
+      room: room.name,
+      participant: id,
+      remote: c.env?.remoteAddr?.hostname,
+    });
     participant.sink.close(CLOSE.kicked, "Removed by an operator");
     return c.json({ removed: id });
   });
