@@ -1,6 +1,6 @@
 /**
- * What a reload changes: the options to apply, the options that only a
- * restart can change, and every option whose value differs.
+ * Reload planning: the options to apply, the options that only a restart
+ * can change, and every option whose value differs.
  *
  * @module
  */

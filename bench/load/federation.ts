@@ -13,10 +13,10 @@
  * - federated: sender on relay A, listeners on relay B, in bridged rooms,
  *   so every packet crosses the link once.
  *
- * The local rooms are left out of `global_rooms` because a peer asks for
- * the media of every bridged room it hears of, even one where it has no
- * participants, so bridged local rooms would send their packets over the
- * link as well.
+ * The local rooms are left out of `global_rooms`, so that their
+ * announcements do not cross the link either. A peer requests media only
+ * for rooms where it has participants, so bridged local rooms would send
+ * no packets over the link.
  *
  * CPU per delivered packet is the CPU time of the relays that carried the
  * packets (A for local; A + B for federated) over the window, less each

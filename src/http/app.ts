@@ -28,7 +28,7 @@ export interface HttpBindings {
   remoteAddr: Deno.NetAddr;
 }
 
-/** What the HTTP app needs from the relay. */
+/** Relay state and services the HTTP app uses. */
 export interface HttpDependencies {
   context: SessionContext;
   rooms: RoomManager;

@@ -80,8 +80,8 @@ let slabOffset = 0;
  * big-endian, then the packet unchanged.
  *
  * The frame is a view into a shared slab. A full slab is replaced, never
- * reused, so a frame stays valid for as long as anything holds it, such as
- * a send queue.
+ * reused, so a frame stays valid for as long as anything references it,
+ * such as a send queue.
  */
 export function buildRelayFrame(
   source: number,
