@@ -13,6 +13,7 @@ import {
 import { createHttpApp, type HttpBindings } from "./http/app.ts";
 import { createMetricsRegistry } from "./http/metrics.ts";
 import { RelayIdentity } from "./identity/identity.ts";
+import { DataDirLock } from "./identity/data_dir_lock.ts";
 import { CertificateManager } from "./identity/certificate_manager.ts";
 import {
   createSignedCertificateHashes,
@@ -109,6 +110,8 @@ export class Relay {
   /** Last signed hash list, reused until the hashes change. */
   #signedHashes: SignedCertificateHashes | null = null;
   #stopping: Promise<void> | null = null;
+  /** Lock on the data directory, released when the relay stops. */
+  #lock: DataDirLock | null = null;
   #resolveClosed!: () => void;
 
   private constructor(
@@ -177,6 +180,23 @@ export class Relay {
     init: RelayStartInit = {},
   ): Promise<Relay> {
     const resolved = resolveOptions(options);
+    const lock = await describeFailure(
+      `Cannot use the data directory ${resolved.dataDir} (--data-dir)`,
+      () => DataDirLock.acquire(resolved.dataDir),
+    );
+    try {
+      return await Relay.#startLocked(resolved, init, lock);
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+  }
+
+  static async #startLocked(
+    resolved: RelayOptions,
+    init: RelayStartInit,
+    lock: DataDirLock,
+  ): Promise<Relay> {
     const logger = init.logger ??
       createLogger({ level: resolved.logLevel, format: resolved.logFormat });
     const identity = init.identity ??
@@ -203,6 +223,7 @@ export class Relay {
     }
 
     const relay = new Relay(resolved, identity, auth, logger, certificates);
+    relay.#lock = lock;
     try {
       await relay.#listen();
     } catch (error) {
@@ -536,6 +557,7 @@ export class Relay {
     clearTimeout(timer);
     await this.#webTransport?.close();
     this.#certificates?.close();
+    this.#lock?.release();
 
     // Events of the sessions just closed get what is left of the deadline.
     const remainingMs = deadline - (performance.now() - startedAt);
