@@ -9,6 +9,7 @@
  * @module
  */
 
+import { OverLimitTimer } from "../src/session/over_limit_timer.ts";
 import {
   type ConnectionLease,
   type ConnectionLimiter,
@@ -48,8 +49,7 @@ class WebSocketTransport implements SessionTransport {
   session: ParticipantSession | null = null;
   /** Upper bound of `bufferedAmount`: its last reading plus bytes sent since. */
   #bufferedBound = 0;
-  /** When the buffer first went over the limit, or 0 while under it. */
-  #overLimitSince = 0;
+  readonly #overLimit = new OverLimitTimer();
 
   constructor(
     socket: WebSocket,
@@ -77,10 +77,7 @@ class WebSocketTransport implements SessionTransport {
     }
     if (this.#bufferedBound > limit) {
       this.#context.stats.dropped.ws_buffer_full++;
-      const now = performance.now();
-      if (this.#overLimitSince === 0) {
-        this.#overLimitSince = now;
-      } else if (now - this.#overLimitSince >= settings.slowConsumerTimeoutMs) {
+      if (this.#overLimit.over(settings.slowConsumerTimeoutMs)) {
         this.session?.close(
           CLOSE.slowConsumer,
           `Receive buffer over ${settings.wsBufferLimitBytes} bytes for ${settings.slowConsumerTimeoutMs} ms`,
@@ -89,7 +86,7 @@ class WebSocketTransport implements SessionTransport {
       return false;
     }
 
-    this.#overLimitSince = 0;
+    this.#overLimit.under();
     socket.send(frame);
     this.#bufferedBound += frame.length;
     return true;

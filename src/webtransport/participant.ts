@@ -7,6 +7,7 @@
  * @module
  */
 
+import { OverLimitTimer } from "../session/over_limit_timer.ts";
 import type { ConnectionLease } from "../limits/connection_limiter.ts";
 import { errorMessage, type Logger } from "../log.ts";
 import {
@@ -83,8 +84,7 @@ class WebTransportTransport implements SessionTransport {
   /** Last reading of the session's maximum datagram size, 0 before the first. */
   #maxDatagramSize = 0;
   #sendsSinceSizeRead = 0;
-  /** When the in-flight count first hit the limit, or 0 while under it. */
-  #overLimitSince = 0;
+  readonly #overLimit = new OverLimitTimer();
   #closing = false;
   #resolveFinished!: () => void;
 
@@ -143,10 +143,7 @@ class WebTransportTransport implements SessionTransport {
     const settings = this.#settings;
     if (this.#inFlight >= settings.maxDatagramsInFlight) {
       stats.dropped.datagram_in_flight++;
-      const now = performance.now();
-      if (this.#overLimitSince === 0) {
-        this.#overLimitSince = now;
-      } else if (now - this.#overLimitSince >= settings.slowConsumerTimeoutMs) {
+      if (this.#overLimit.over(settings.slowConsumerTimeoutMs)) {
         this.session?.close(
           CLOSE.slowConsumer,
           `${settings.maxDatagramsInFlight} datagrams in flight for ` +
@@ -156,7 +153,7 @@ class WebTransportTransport implements SessionTransport {
       return false;
     }
 
-    this.#overLimitSince = 0;
+    this.#overLimit.under();
     this.#inFlight++;
     this.#datagrams.write(frame).then(
       this.#onDatagramSent,
