@@ -27,7 +27,7 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Child process: opens `count` sessions and holds them until stdin ends. */
+/** Opens `count` sessions in the child process and keeps them until stdin ends. */
 async function runClients(
   port: number,
   hash: string,

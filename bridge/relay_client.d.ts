@@ -88,7 +88,7 @@ export type RelayClientState =
   | "reconnecting"
   | "closed";
 
-/** How a connection ended. */
+/** The close code and reason that ended a connection. */
 export interface CloseInfo {
   /**
    * Close code. Browsers do not expose WebTransport close codes, so there

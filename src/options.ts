@@ -60,7 +60,7 @@ export interface RelayOptions {
   authUrl?: string;
   /** Time limit of one auth-URL request, in ms. @default {5000} */
   authTimeoutMs: number;
-  /** Bearer token for the admin routes; without it they answer loopback only. */
+  /** Bearer token for the admin routes. Without it, they respond to loopback clients only. */
   adminToken?: string;
   /** @default {"info"} */
   logLevel: LogLevel;

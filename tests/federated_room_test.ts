@@ -233,13 +233,13 @@ Deno.test("FederatedRoom drops participant when origin leaves", () => {
 });
 
 Deno.test("FederatedRoom requests media only for listeners", () => {
-  // A chain a-b-c where only a has a participant: nobody listens.
+  // A chain a-b-c where only a has a participant, so no relay listens.
   const relays = network(["a", "b", "c"], [["a", "b"], ["b", "c"]]);
   addLocal(relays.get("a")!, "p1");
   converge(relays);
   assert.equal(feeds(relays, "a/p1").size, 0);
 
-  // A listener joins at c: b forwards to it although b has nobody.
+  // A listener joins at c: b forwards to it without participants of its own.
   addLocal(relays.get("c")!, "p3");
   converge(relays);
   assertTree(relays, "a", "a/p1");

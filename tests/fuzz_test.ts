@@ -148,7 +148,8 @@ Deno.test("fuzz media header check", () => {
       const reason = checkMediaPacket(packet);
       assert.ok(MEDIA_REASONS.has(reason));
       if (reason === null) {
-        assert.ok(packet.length >= 12 && packet.length <= MAX_MEDIA_BYTES);
+        assert.ok(packet.length >= 12);
+        assert.ok(packet.length <= MAX_MEDIA_BYTES);
         assert.equal(packet[0]! & 0x80, 0);
       }
       // A view into a larger buffer checks the same bytes.
@@ -474,7 +475,8 @@ Deno.test("fuzz room names", () => {
         // deno-lint-ignore no-control-regex
         assert.ok(!/[\u0000-\u001f\u007f-\u009f]/.test(name));
         const again = parseRoomSegment(encodeURIComponent(name));
-        assert.ok(again.ok && again.name === name);
+        assert.ok(again.ok);
+        assert.equal(again.name, name);
       }
     }),
     runs(5_000),
@@ -652,8 +654,9 @@ Deno.test("fuzz frames at a live relay", async () => {
       ? { numRuns: Math.round(5_000 * RUN_SCALE) }
       : { numRuns: Math.round(5_000 * RUN_SCALE), seed: Number(SEED) },
   );
-  // Even fuzzers say hello first, so that frames reach joined sessions
-  // too; odd ones send everything before hello. A closed one is replaced.
+  // Even-numbered fuzzers send hello first, so that frames reach joined
+  // sessions too. Odd-numbered ones send everything before hello. A closed
+  // one is replaced.
   const fuzzers: TestClient[] = [];
   const open = async (index: number) => {
     fuzzers[index] = index % 2 === 0

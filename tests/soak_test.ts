@@ -36,8 +36,8 @@ const BATCH = 24;
 
 /**
  * Resident set growth allowed from the end of the warm-up to the end, in
- * bytes. Deno's heap and allocator keep freed pages, so the bound is wide;
- * a leak of a few kilobytes per session, thousands of times, still
+ * bytes. Deno's heap and allocator keep freed pages, so the bound is wide.
+ * Even so, a leak of a few kilobytes per session, thousands of times, still
  * exceeds it.
  */
 const RSS_MARGIN = 160 * 1024 * 1024;
@@ -127,7 +127,7 @@ Deno.test("soak joins and leaves leave nothing", async () => {
   );
 });
 
-/** One cycle: a batch joins, sends media, and leaves in different ways. */
+/** Runs one cycle: a batch joins, sends media, and leaves in different ways. */
 async function runCycle(
   relay: Parameters<typeof joinWs>[0],
   cycle: number,
@@ -160,7 +160,7 @@ async function runCycle(
     counts.packets++;
   }
 
-  // A connection that never says hello, and one that vanishes mid-call.
+  // A connection that never sends hello, and one that vanishes mid-call.
   const silent = await RawWebSocket.open(relay, `/ws/${room(0)}`);
   counts.timeouts++;
   const vanishing = await RawWebSocket.open(relay, `/ws/${room(1)}`);

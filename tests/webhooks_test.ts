@@ -296,7 +296,7 @@ Deno.test("webhooks retry failed deliveries in order", async () => {
       receiver.delivered(status).map((payload) => payload.event),
       ["room_started", "participant_joined"],
     );
-    // The receiver sees a request before the relay reads its response.
+    // The receiver records a request before the relay reads its response.
     await waitFor(
       () => relay.webhooks.counters.delivered === 2,
       WAIT_MS,

@@ -6,10 +6,11 @@
  * "room"?: string, "expires_at"?: number}`, where `expires_at` is in seconds
  * since the epoch and a missing `room` admits every room.
  *
- * Every other outcome rejects the token (fail closed). The result tells a
- * "rejected" token (the service responded with anything but an acceptance) from an "unavailable" service (network error, time-out, 5xx,
- * 408 or 429, too many requests in flight), so the two can be counted
- * apart.
+ * Every other outcome rejects the token (fail closed). The result
+ * distinguishes a "rejected" token, when the service responded with anything
+ * but an acceptance, from an "unavailable" service: a network error, a
+ * time-out, 5xx, 408 or 429, or too many requests in flight. The two are
+ * counted apart.
  *
  * @module
  */

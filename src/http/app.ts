@@ -65,6 +65,13 @@ function rawPath(c: Context): string {
   return new URL(c.req.url).pathname;
 }
 
+/** Orders two room names by UTF-16 code units, as `Array.sort` does. */
+function compareNames(a: string, b: string): number {
+  if (a < b) return -1;
+  if (a > b) return 1;
+  return 0;
+}
+
 /** Compares two strings in time that depends only on their lengths. */
 function safeEqual(a: string, b: string): boolean {
   const left = new TextEncoder().encode(a);
@@ -92,8 +99,8 @@ export function createHttpApp(deps: HttpDependencies): Hono<Env> {
   const limiter = deps.limiter ?? sharedConnectionLimiter(context);
 
   /**
-   * Admin routes take `Authorization: Bearer <admin token>` when a token is
-   * configured; without one they answer loopback clients only.
+   * Admin routes require `Authorization: Bearer <admin token>` when a token
+   * is configured. Without one, they respond to loopback clients only.
    */
   async function requireAdmin(c: Context<Env>, next: Next) {
     const adminToken = deps.settings().adminToken;
@@ -167,7 +174,7 @@ export function createHttpApp(deps: HttpDependencies): Hono<Env> {
         created_at: new Date(room.createdAt).toISOString(),
       });
     }
-    list.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    list.sort((a, b) => compareNames(a.name, b.name));
     return c.json({ rooms: list });
   });
 

@@ -18,7 +18,7 @@ import {
   type TransportKind,
 } from "../stats.ts";
 
-/** What the metrics read at scrape time. */
+/** Sources the metrics read at scrape time. */
 export interface MetricsSources {
   stats: RelayStats;
   rooms: RoomManager;

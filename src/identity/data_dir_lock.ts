@@ -21,7 +21,7 @@ export class DataDirLock {
 
   /**
    * Creates the directory if needed and takes its lock. Throws an Error
-   * that names the directory when another process holds it.
+   * that names the directory when another process has the lock.
    */
   static async acquire(dataDir: string): Promise<DataDirLock> {
     await Deno.mkdir(dataDir, { recursive: true });

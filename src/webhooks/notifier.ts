@@ -1,8 +1,8 @@
 /**
  * Turns room membership and federation link changes into webhook events.
  * Only participants that joined through this relay emit participant
- * events: each relay of a federation reports its own, so a receiver that
- * hears from every relay sees each participant once.
+ * events. Each relay of a federation reports its own, so a receiver that
+ * gets events from every relay learns of each participant once.
  *
  * @module
  */

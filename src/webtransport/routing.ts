@@ -1,8 +1,8 @@
 /**
  * Routing of WebTransport sessions by URL path: `/room/<room>` for
  * participants and `/federation` for peer relays. `Deno.upgradeWebTransport`
- * exposes only the URL of the CONNECT request, so this is all the relay
- * knows about a session before it starts.
+ * exposes only the URL of the CONNECT request, so the URL is the only
+ * information the relay has about a session before it starts.
  *
  * @module
  */
@@ -15,7 +15,7 @@ export const ROOM_PATH_PREFIX = "/room/";
 /** Path of federation sessions between relays. */
 export const FEDERATION_PATH = "/federation";
 
-/** Where a WebTransport session goes, decided from its URL. */
+/** The destination of a WebTransport session, decided from its URL. */
 export type SessionRoute =
   | { kind: "room"; room: RoomName; queryToken: string | undefined }
   | { kind: "federation" }
