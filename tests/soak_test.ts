@@ -6,6 +6,11 @@
  * Afterwards no room, participant, session or connection place remains,
  * Deno's sanitizers find no timer or resource left, and the resident set
  * is back near where it was after the warm-up.
+ *
+ * The resident set belongs to the whole test process, so `deno task test`
+ * runs this file in a process of its own. In the same process as the other
+ * test files it once grew by 205 MB with other files' garbage, while a run
+ * on its own grew by 1 MiB.
  */
 
 import assert from "node:assert/strict";
