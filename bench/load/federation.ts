@@ -6,12 +6,19 @@
  * Two relays run with a federation config. Relay A, pinned to the relay
  * core, dials relay B, which is pinned to the generator core next to the
  * generators and whose CPU time is read on its own. Each room has one
- * sender and two listeners, and both runs send the same 1,000 packets/s
- * with 20 rooms:
+ * sender at 50 packets/s and two listeners. A run is one of:
  *
  * - local: sender and listeners on relay A, in rooms that are not bridged;
  * - federated: sender on relay A, listeners on relay B, in bridged rooms,
  *   so every packet crosses the link once.
+ *
+ * The batching run is one federated run at the rate the batching target
+ * names (20 rooms, 1,000 packets/s). The cost is measured at a higher rate
+ * (200 rooms, 10,000 packets/s), where the relays do enough work that idle
+ * CPU and the rest of the machine weigh less, and in several rounds of a
+ * local run followed by a federated run. Each round gives one ratio, and
+ * the result is their median, so that one disturbed window does not decide
+ * it.
  *
  * The local rooms are left out of `global_rooms`, so that their
  * announcements do not cross the link either. A peer requests media only
@@ -43,8 +50,12 @@ const LINK_TIMEOUT_MS = 30_000;
 
 /** Settings of {@linkcode runFederationCost}. */
 export interface FederationSettings {
-  /** Rooms, each with one sender at 50 packets/s. */
-  rooms: number;
+  /** Rooms of the batching run, each with one sender at 50 packets/s. */
+  batchRooms: number;
+  /** Rooms of each cost run, each with one sender at 50 packets/s. */
+  costRooms: number;
+  /** Rounds of a local and a federated cost run, one after the other. */
+  rounds: number;
   listenersPerRoom: number;
   settleMs: number;
   windowMs: number;
@@ -59,9 +70,13 @@ export interface FederationSettings {
   nativeGenerator: string | null;
 }
 
-/** One of the two runs. */
+/** One measured run. */
 export interface FederationRun {
   mode: "local" | "federated";
+  /** "batching" for the run at the batching rate, else the round from 1. */
+  round: number | "batching";
+  /** Packets the senders sent per second. */
+  sentPerSecond: number;
   deliveredPerSecond: number;
   loss: number;
   p50Ms: number;
@@ -79,15 +94,18 @@ export interface FederationRun {
 
 /** Result of {@linkcode runFederationCost}. */
 export interface FederationResult {
-  rooms: number;
+  batchRooms: number;
+  costRooms: number;
   listenersPerRoom: number;
   /** Idle CPU time over wall time of each relay, subtracted from the runs. */
   idleCpuUtilization: { a: number; b: number };
-  local: FederationRun | null;
-  federated: FederationRun | null;
-  /** Federated CPU per delivered packet over local. */
+  /** Every run in the order measured: the batching run, then the rounds. */
+  runs: FederationRun[];
+  /** Federated over local CPU per delivered packet, one per complete round. */
+  roundRatios: number[];
+  /** Median of {@linkcode roundRatios}. */
   hopCostRatio: number | null;
-  /** Packets per datagram on the link during the federated run. */
+  /** Packets per datagram on the link during the batching run. */
   packetsPerDatagram: number | null;
   /** Error that stopped the measurement, or null. */
   error: string | null;
@@ -122,7 +140,7 @@ async function startPair(
   dirs: { a: string; b: string },
 ): Promise<{ a: RunningSystem; b: RunningSystem }> {
   const bridged = Array.from(
-    { length: settings.rooms },
+    { length: Math.max(settings.batchRooms, settings.costRooms) },
     (_, i) => roomName("federated", i),
   );
   const identityA = await RelayIdentity.loadOrCreate(dirs.a);
@@ -186,12 +204,13 @@ function roomName(mode: FederationRun["mode"], index: number): string {
 /** Returns the rooms of one run. */
 function roomsFor(
   mode: FederationRun["mode"],
+  count: number,
   settings: FederationSettings,
   a: RunningSystem,
   b: RunningSystem,
 ): RoomSpec[] {
   const rooms: RoomSpec[] = [];
-  for (let i = 0; i < settings.rooms; i++) {
+  for (let i = 0; i < count; i++) {
     const sender: MemberSpec = {
       transport: "ws",
       url: a.memberUrl("ws"),
@@ -213,6 +232,7 @@ function roomsFor(
 /** Measures one run on a pool whose rooms of the run are joined. */
 async function measure(
   mode: FederationRun["mode"],
+  round: FederationRun["round"],
   settings: FederationSettings,
   pool: GeneratorPool,
   epoch: number,
@@ -245,6 +265,8 @@ async function measure(
   const carried = mode === "local" ? cpuA : cpuA + cpuB;
   return {
     mode,
+    round,
+    sentPerSecond: report.sent / seconds,
     deliveredPerSecond: report.received / seconds,
     loss: report.expected === 0
       ? 0
@@ -269,16 +291,26 @@ async function idleShare(pid: number, ms: number): Promise<number> {
   return (end.cpuSeconds - start.cpuSeconds) / ((end.at - start.at) / 1000);
 }
 
-/** Runs the local and the federated measurement; see the module doc. */
+/** Returns the median of a non-empty list. */
+function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? sorted[middle]!
+    : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** Runs the batching run and the cost rounds; see the module doc. */
 export async function runFederationCost(
   settings: FederationSettings,
 ): Promise<FederationResult> {
   const result: FederationResult = {
-    rooms: settings.rooms,
+    batchRooms: settings.batchRooms,
+    costRooms: settings.costRooms,
     listenersPerRoom: settings.listenersPerRoom,
     idleCpuUtilization: { a: 0, b: 0 },
-    local: null,
-    federated: null,
+    runs: [],
+    roundRatios: [],
     hopCostRatio: null,
     packetsPerDatagram: null,
     error: null,
@@ -291,31 +323,40 @@ export async function runFederationCost(
   let pool: GeneratorPool | null = null;
   try {
     relays = await startPair(settings, dirs);
+    const pair = relays;
     const { command, cwd, encode } = generatorCommand(
       settings.nativeGenerator === null ? "deno" : "native",
       settings.nativeGenerator,
     );
-    pool = await GeneratorPool.start({
-      count: settings.generators,
-      core: settings.generatorCore,
-      command,
-      cwd,
-      encode,
-      name: "federation-generator",
-    });
+    const startPool = () =>
+      GeneratorPool.start({
+        count: settings.generators,
+        core: settings.generatorCore,
+        command,
+        cwd,
+        encode,
+        name: "federation-generator",
+      });
 
     const [idleA, idleB] = await Promise.all([
-      idleShare(relays.a.child.pid, settings.idleMs),
-      idleShare(relays.b.child.pid, settings.idleMs),
+      idleShare(pair.a.child.pid, settings.idleMs),
+      idleShare(pair.b.child.pid, settings.idleMs),
     ]);
     const idle = { a: idleA, b: idleB };
     result.idleCpuUtilization = idle;
 
     let epoch = 0;
-    for (const mode of ["local", "federated"] as const) {
+    // Each run starts a fresh pool and closes it after, so that the members
+    // of one run do not add to the load of the next.
+    const run = async (
+      mode: FederationRun["mode"],
+      round: FederationRun["round"],
+      rooms: number,
+    ): Promise<FederationRun> => {
+      pool = await startPool();
       const join = await pool.join(
-        roomsFor(mode, settings, relays.a, relays.b),
-        relays.a.extra,
+        roomsFor(mode, rooms, settings, pair.a, pair.b),
+        pair.a.extra,
       );
       if (join.failed > 0) {
         throw new Error(
@@ -323,49 +364,54 @@ export async function runFederationCost(
         );
       }
       await sleep(settings.settleMs);
-      const run = await measure(mode, settings, pool, ++epoch, relays, idle);
-      result[mode] = run;
-      console.error(
-        `federation ${mode}: ${
-          Math.round(run.deliveredPerSecond)
-        } delivered/s, ` +
-          `loss ${(run.loss * 100).toFixed(3)} %, p99 ${
-            run.p99Ms.toFixed(2)
-          } ms, ` +
-          `${run.cpuPerDeliveredUs.toFixed(2)} µs/packet, ` +
-          `${Math.round(run.linkPacketsPerSecond)} link packets/s in ` +
-          `${Math.round(run.linkDatagramsPerSecond)} datagrams/s`,
+      const measured = await measure(
+        mode,
+        round,
+        settings,
+        pool,
+        ++epoch,
+        pair,
+        idle,
       );
-      // Close the local rooms' members before the federated run, so that
-      // their load does not count twice.
-      if (mode === "local") {
-        await pool.close();
-        pool = await GeneratorPool.start({
-          count: settings.generators,
-          core: settings.generatorCore,
-          command,
-          cwd,
-          encode,
-          name: "federation-generator",
-        });
+      await pool.close();
+      pool = null;
+      result.runs.push(measured);
+      console.error(
+        `federation ${mode} (${round}): ${
+          Math.round(measured.deliveredPerSecond)
+        } delivered/s, loss ${(measured.loss * 100).toFixed(3)} %, p99 ${
+          measured.p99Ms.toFixed(2)
+        } ms, ${measured.cpuPerDeliveredUs.toFixed(2)} µs/packet, ${
+          Math.round(measured.linkPacketsPerSecond)
+        } link packets/s in ${
+          Math.round(measured.linkDatagramsPerSecond)
+        } datagrams/s`,
+      );
+      return measured;
+    };
+
+    const batching = await run("federated", "batching", settings.batchRooms);
+    if (batching.linkDatagramsPerSecond > 0) {
+      result.packetsPerDatagram = batching.linkPacketsPerSecond /
+        batching.linkDatagramsPerSecond;
+    }
+    for (let round = 1; round <= settings.rounds; round++) {
+      const local = await run("local", round, settings.costRooms);
+      const federated = await run("federated", round, settings.costRooms);
+      if (local.cpuPerDeliveredUs > 0) {
+        result.roundRatios.push(
+          federated.cpuPerDeliveredUs / local.cpuPerDeliveredUs,
+        );
       }
     }
-
-    const local = result.local;
-    const federated = result.federated;
-    if (local !== null && federated !== null && local.cpuPerDeliveredUs > 0) {
-      result.hopCostRatio = federated.cpuPerDeliveredUs /
-        local.cpuPerDeliveredUs;
-    }
-    if (federated !== null && federated.linkDatagramsPerSecond > 0) {
-      result.packetsPerDatagram = federated.linkPacketsPerSecond /
-        federated.linkDatagramsPerSecond;
+    if (result.roundRatios.length > 0) {
+      result.hopCostRatio = median(result.roundRatios);
     }
   } catch (error) {
     result.error = error instanceof Error ? error.message : String(error);
     console.error(`federation: ${result.error}`);
   } finally {
-    await pool?.close();
+    await (pool as GeneratorPool | null)?.close();
     if (relays !== null) {
       await stopSystem(relays.a);
       await stopSystem(relays.b);

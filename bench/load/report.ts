@@ -291,6 +291,36 @@ function ratiosSection(results: LoadResults): string {
       "–",
       null,
     ),
+    ratioRow(
+      "relay WebTransport ÷ Deno WebTransport floor",
+      pairedCost(byName(results, "relay-wt"), byName(results, "deno-wt-floor")),
+      "–",
+      null,
+    ),
+    ratioRow(
+      "Deno floor ÷ Node.js ws",
+      pairedCost(byName(results, "deno-floor"), byName(results, "ws-baseline")),
+      "–",
+      null,
+    ),
+    ratioRow(
+      "Deno floor ÷ Socket.IO",
+      pairedCost(
+        byName(results, "deno-floor"),
+        byName(results, "socketio-baseline"),
+      ),
+      "–",
+      null,
+    ),
+    ratioRow(
+      "Deno WebTransport floor ÷ Deno floor",
+      pairedCost(
+        byName(results, "deno-wt-floor"),
+        byName(results, "deno-floor"),
+      ),
+      "–",
+      null,
+    ),
   ];
   return table(
     [
@@ -310,35 +340,43 @@ function federationSection(federation: FederationResult | null): string {
   if (federation === null) {
     return "Not run (`--no-federation`, or `--only` without `federation`).";
   }
-  if (federation.error !== null && federation.federated === null) {
-    return `Not measured: ${federation.error}`;
+  if (federation.runs.length === 0) {
+    return `Not measured: ${federation.error ?? "no run finished"}`;
   }
-  const rows = [federation.local, federation.federated].flatMap((run) =>
-    run === null ? [] : [[
-      run.mode,
-      integer(run.deliveredPerSecond),
-      percent(run.loss, 3),
-      `${ms(run.p50Ms)} / ${ms(run.p99Ms)}`,
-      percent(run.relayACpuUtilization, 1),
-      percent(run.relayBCpuUtilization, 1),
-      run.cpuPerDeliveredUs.toFixed(1),
-      integer(run.linkPacketsPerSecond),
-      integer(run.linkDatagramsPerSecond),
-    ]]
-  );
+  const rows = federation.runs.map((run) => [
+    run.round === "batching" ? "batching" : `cost, round ${run.round}`,
+    run.mode,
+    integer(run.sentPerSecond),
+    integer(run.deliveredPerSecond),
+    percent(run.loss, 3),
+    `${ms(run.p50Ms)} / ${ms(run.p99Ms)}`,
+    percent(run.relayACpuUtilization, 1),
+    percent(run.relayBCpuUtilization, 1),
+    run.cpuPerDeliveredUs.toFixed(1),
+    integer(run.linkPacketsPerSecond),
+    integer(run.linkDatagramsPerSecond),
+  ]);
+  const ratios = federation.roundRatios.map((ratio) => ratio.toFixed(2));
   const summary = [
-    `Federated ÷ local CPU per delivered packet: ${
+    `Federated ÷ local CPU per delivered packet, per round: ${
+      ratios.length === 0 ? "–" : ratios.join(", ")
+    }; median ${
       federation.hopCostRatio?.toFixed(2) ?? "–"
     } (target ≤ ${TARGETS.hopCost}).`,
-    `Packets per datagram on the link: ${
+    `Packets per datagram on the link in the batching run: ${
       federation.packetsPerDatagram?.toFixed(1) ?? "–"
     } (target ≥ ${TARGETS.packetsPerDatagram}).`,
     `Idle CPU subtracted: relay A ${
       percent(federation.idleCpuUtilization.a, 1)
     }, relay B ${percent(federation.idleCpuUtilization.b, 1)}.`,
   ];
+  if (federation.error !== null) {
+    summary.push(`The measurement stopped early: ${federation.error}`);
+  }
   return table([
     "run",
+    "mode",
+    "sent/s",
     "delivered/s",
     "loss",
     "latency p50 / p99 (ms)",
@@ -387,17 +425,58 @@ function ratioTarget(
   );
 }
 
+/** Memory per participant at a system's capacity step, as text. */
+function memoryText(result?: CapacityResult): string | null {
+  const step = result === undefined ? undefined : capacityStep(result);
+  if (step === undefined) return null;
+  return `${kib(step.rssPerParticipantBytes)} KiB at ${
+    integer(step.participants)
+  } participants`;
+}
+
 /** Row of relay memory per participant at a relay's capacity step. */
 function memoryTarget(target: string, result?: CapacityResult): string[] {
   const step = result === undefined ? undefined : capacityStep(result);
   if (step === undefined) return targetRow(target, null, null);
   return targetRow(
     target,
-    `${kib(step.rssPerParticipantBytes)} KiB at ${
-      integer(step.participants)
-    } participants`,
+    memoryText(result),
     step.rssPerParticipantBytes <= TARGETS.memoryPerParticipantBytes,
   );
+}
+
+/** A CPU ratio at the two systems' common load, as text. */
+function ratioText(cost: PairedCost | null): string | null {
+  if (cost === null) return null;
+  return `${cost.ratio.toFixed(2)}× at ${
+    integer(cost.participants)
+  } participants`;
+}
+
+/**
+ * What Deno's runtime floor measures against each target, in target
+ * order, so that a missed target can be told apart from a limit of the
+ * runtime: the floors do the relay's fan-out with nothing else.
+ */
+function floorColumn(results: LoadResults): (string | null)[] {
+  const floorWs = byName(results, "deno-floor");
+  const floorWt = byName(results, "deno-wt-floor");
+  const wt = pairedCost(floorWt, floorWs);
+  return [
+    floorWs === undefined ? null : capacityText(floorWs),
+    ratioText(pairedCost(floorWs, byName(results, "ws-baseline"))),
+    ratioText(pairedCost(floorWs, byName(results, "socketio-baseline"))),
+    null,
+    wt === null
+      ? null
+      : `${(1 / wt.ratio).toFixed(2)}× at ${
+        integer(wt.participants)
+      } participants`,
+    null,
+    null,
+    memoryText(floorWs),
+    memoryText(floorWt),
+  ];
 }
 
 function targetsSection(results: LoadResults): string {
@@ -456,7 +535,11 @@ function targetsSection(results: LoadResults): string {
   const hop = results.federation?.hopCostRatio ?? null;
   rows.push(targetRow(
     "Federation hop ≤ 1.5× local delivery",
-    hop === null ? null : `${hop.toFixed(2)}×`,
+    hop === null
+      ? null
+      : `${hop.toFixed(2)}× (median of ${
+        results.federation!.roundRatios.length
+      } rounds)`,
     hop === null ? null : hop <= TARGETS.hopCost,
   ));
   const batch = results.federation?.packetsPerDatagram ?? null;
@@ -475,7 +558,11 @@ function targetsSection(results: LoadResults): string {
       relayWt,
     ),
   );
-  return table(["target", "measured", "verdict"], rows);
+  const floor = floorColumn(results);
+  return table(
+    ["target", "measured", "verdict", "Deno's runtime floor, same measure"],
+    rows.map((row, i) => [...row, floor[i] ?? "–"]),
+  );
 }
 
 /** Replaces the text between the markers of `name`; throws if missing. */

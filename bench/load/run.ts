@@ -32,6 +32,7 @@ import {
   ensureBaselinePackages,
   startBaseline,
   startRelay,
+  startWebTransportFloor,
 } from "./systems.ts";
 
 /** Core the relay under test is pinned to. */
@@ -93,6 +94,14 @@ const SCENARIOS: CapacityScenario[] = [
     generator: "native",
     start: () => startBaseline("floor", RELAY_CORE),
   },
+  {
+    name: "deno-wt-floor",
+    label: "Deno runtime floor, WebTransport",
+    mix: "wt",
+    generator: "deno",
+    levels: WEBTRANSPORT_LEVELS,
+    start: () => startWebTransportFloor(RELAY_CORE),
+  },
 ];
 
 /** Settings of the full suite. */
@@ -121,10 +130,12 @@ const QUICK: LoadSettings = {
 
 /** Federation settings: the full suite and `--quick`. */
 const FEDERATION_FULL: FederationSettings = {
-  rooms: 20,
+  batchRooms: 20,
+  costRooms: 200,
+  rounds: 3,
   listenersPerRoom: 2,
   settleMs: 3_000,
-  windowMs: 8_000,
+  windowMs: 6_000,
   drainMs: 1_000,
   idleMs: 3_000,
   generators: 1,
@@ -135,6 +146,7 @@ const FEDERATION_FULL: FederationSettings = {
 };
 const FEDERATION_QUICK: FederationSettings = {
   ...FEDERATION_FULL,
+  rounds: 1,
   settleMs: 2_000,
   windowMs: 3_000,
   drainMs: 500,

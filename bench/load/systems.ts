@@ -7,6 +7,7 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { createSelfSignedCertificate } from "../../src/identity/certificate.ts";
 import type { MemberSpec } from "./generator_core.js";
 import {
   type ChildProcess,
@@ -191,6 +192,63 @@ export async function startBaseline(
       transport === "socketio"
         ? `http://127.0.0.1:${port}`
         : `ws://127.0.0.1:${port}/ws/`,
+  };
+}
+
+/** Validity of the WebTransport floor's certificate around its start, in ms. */
+const FLOOR_CERTIFICATE_VALIDITY_MS = 24 * 3600_000;
+
+/**
+ * Starts the WebTransport runtime floor with a fresh self-signed
+ * certificate, which its clients pin by hash as they pin the relay's.
+ */
+export async function startWebTransportFloor(
+  core: number,
+): Promise<RunningSystem> {
+  const dataDir = await Deno.makeTempDir({ prefix: "relay-bench-wt-floor-" });
+  const now = Date.now();
+  const certificate = await createSelfSignedCertificate({
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + FLOOR_CERTIFICATE_VALIDITY_MS),
+  });
+  await Deno.writeTextFile(`${dataDir}/cert.pem`, certificate.certPem);
+  await Deno.writeTextFile(`${dataDir}/key.pem`, certificate.keyPem);
+  const httpPort = freeTcpPort();
+  const wtPort = freeUdpPort();
+  const child = spawnPinned({
+    name: "wt-floor-baseline",
+    core,
+    cwd: BASELINES_DIR,
+    command: [
+      Deno.execPath(),
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--unstable-net",
+      `${BASELINES_DIR}deno_wt_floor.ts`,
+      "--port",
+      String(wtPort),
+      "--http-port",
+      String(httpPort),
+      "--cert",
+      `${dataDir}/cert.pem`,
+      "--key",
+      `${dataDir}/key.pem`,
+    ],
+  });
+  try {
+    await waitForHealth(`http://127.0.0.1:${httpPort}/healthz`, child);
+  } catch (error) {
+    await stopProcess(child);
+    await Deno.remove(dataDir, { recursive: true });
+    throw error;
+  }
+  return {
+    child,
+    httpUrl: null,
+    dataDir,
+    extra: { certificateHashes: [certificate.hash] },
+    memberUrl: () => `https://127.0.0.1:${wtPort}/room/`,
   };
 }
 

@@ -548,8 +548,14 @@ export class Federation {
   }
 
   #onDatagram(link: PeerLink, datagram: Uint8Array): void {
+    // One clock reading serves every entry of the datagram: they arrived
+    // together.
+    const now = performance.now();
     try {
-      decodeFederationDatagram(datagram, (entry) => this.#onEntry(link, entry));
+      decodeFederationDatagram(
+        datagram,
+        (entry) => this.#onEntry(link, entry, now),
+      );
     } catch (error) {
       this.counters.malformed++;
       this.#logger.debug("malformed federation datagram", {
@@ -559,7 +565,7 @@ export class Federation {
     }
   }
 
-  #onEntry(link: PeerLink, entry: FederationEntry): void {
+  #onEntry(link: PeerLink, entry: FederationEntry, now: number): void {
     const fedRoom = this.#fedRoomsByKey.get(entry.roomKey);
     const remote = fedRoom?.byHandle.get(link)?.get(entry.handle);
     if (fedRoom === undefined || remote === undefined) {
@@ -572,7 +578,6 @@ export class Federation {
     }
 
     link.counters.packetsIn++;
-    const now = performance.now();
     remote.limiter ??= new PacketRateLimiter(this.#rateLimit, now);
     if (!remote.limiter.take(now, this.#rateLimit)) {
       this.counters.rateLimited++;
