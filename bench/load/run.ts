@@ -4,7 +4,7 @@
  * chart, and regenerates the measured sections of docs/benchmarks.md.
  *
  * ```
- * deno task bench:load            # full suite, about 10 minutes
+ * deno task bench:load            # full suite, about 8 minutes
  * deno task bench:load --quick    # smoke run, about 1 minute
  * deno task bench:load --only relay-ws,ws-baseline --levels 300,600
  * ```
