@@ -5,7 +5,7 @@
  *
  * ```
  * deno task bench:load            # full suite, about 8 minutes
- * deno task bench:load --quick    # smoke run, about 1 minute
+ * deno task bench:load --quick    # smoke run, about 2 minutes
  * deno task bench:load --only relay-ws,ws-baseline --levels 300,600
  * ```
  *
