@@ -7,10 +7,10 @@
  * cost of this floor against the WebSocket floor is the runtime's.
  *
  * It speaks the subset of the participant protocol that the load
- * generator's `RelayClient` uses: a session at `/room/<room>`, a signal
- * stream opened by the client with 4-byte length-prefixed JSON, `welcome`
- * in reply to `hello`, and each datagram sent to the other members of the
- * room prefixed with the sender's 2-byte source id.
+ * generator's `RelayClient` uses. A session opens at `/room/<room>`, and
+ * the client opens a signal stream of 4-byte length-prefixed JSON. The
+ * floor answers `hello` with `welcome` and sends each datagram to the
+ * other members of the room, prefixed with the sender's 2-byte source id.
  *
  * `/healthz` on the HTTP port answers once the QUIC endpoint listens.
  *
@@ -79,7 +79,7 @@ async function serve(wt: WebTransport & { url: string }): Promise<void> {
   const member: Member = { writer: wt.datagrams.writable.getWriter() };
   const source = nextSource++ & 0xffff;
 
-  // Signals: only `hello` matters; the rest is read and ignored.
+  // Only `hello` is acted on. Later signals are read and ignored.
   const reader = stream.readable.getReader();
   let buffer = new Uint8Array(0);
   let joined = false;

@@ -15,8 +15,8 @@
  * The batching run is one federated run at the rate the batching target
  * names (20 rooms, 1,000 packets/s). The cost is measured at a higher rate
  * (200 rooms, 10,000 packets/s), where the relays do enough work that idle
- * CPU and the rest of the machine weigh less, and in several rounds of a
- * local run followed by a federated run. Each round gives one ratio, and
+ * CPU and the rest of the machine weigh less. It is measured in several
+ * rounds of a local run followed by a federated run. Each round gives one ratio, and
  * the result is their median, so that one disturbed window does not decide
  * it.
  *

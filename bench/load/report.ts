@@ -425,7 +425,7 @@ function ratioTarget(
   );
 }
 
-/** Memory per participant at a system's capacity step, as text. */
+/** Formats the memory per participant at a system's capacity step. */
 function memoryText(result?: CapacityResult): string | null {
   const step = result === undefined ? undefined : capacityStep(result);
   if (step === undefined) return null;
@@ -445,7 +445,7 @@ function memoryTarget(target: string, result?: CapacityResult): string[] {
   );
 }
 
-/** A CPU ratio at the two systems' common load, as text. */
+/** Formats a CPU ratio at the two systems' common load. */
 function ratioText(cost: PairedCost | null): string | null {
   if (cost === null) return null;
   return `${cost.ratio.toFixed(2)}× at ${
@@ -454,9 +454,9 @@ function ratioText(cost: PairedCost | null): string | null {
 }
 
 /**
- * What Deno's runtime floor measures against each target, in target
- * order, so that a missed target can be told apart from a limit of the
- * runtime: the floors do the relay's fan-out with nothing else.
+ * Returns what Deno's runtime floors measure against each target, in
+ * target order. The floors do the relay's fan-out with nothing else, so
+ * a target that they miss too is limited by the runtime.
  */
 function floorColumn(results: LoadResults): (string | null)[] {
   const floorWs = byName(results, "deno-floor");
