@@ -283,6 +283,9 @@ elements.form.addEventListener("submit", (event) => {
 
 elements.mute.addEventListener("click", () => call?.setMuted(!call.muted));
 elements.leave.addEventListener("click", () => call?.leave());
+// A closed tab keeps a WebTransport session open in Chromium, so the page
+// closes its session itself when it goes away.
+addEventListener("pagehide", () => call?.leaveNow());
 elements.enableAudio.addEventListener("click", () => call?.resumeAudio());
 
 const address = readAddress();

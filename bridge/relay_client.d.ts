@@ -186,6 +186,8 @@ export declare class RelayClient extends EventTarget {
   refresh(token: string): void;
   /** Sends `hangup` and waits (bounded) for the close; stops reconnects. */
   close(reason?: string): Promise<void>;
+  /** Sends `hangup` and closes at once, for a page that is going away. */
+  closeNow(reason?: string): void;
 
   addEventListener<K extends keyof RelayClientEventMap>(
     type: K,

@@ -390,6 +390,36 @@ export class RelayClient extends EventTarget {
   }
 
   /**
+   * Leaves without waiting, for a page that is going away: sends `hangup`
+   * when joined and closes the connection in the same call. Stops
+   * reconnecting. Use {@linkcode close} everywhere else, because it lets
+   * the relay close first.
+   * @param {string} [reason]
+   */
+  closeNow(reason) {
+    this.#userClosed = true;
+    this.#reconnectTimer?.cancel();
+    this.#reconnectTimer = null;
+
+    const connection = this.#connection;
+    if (connection === null || connection.finished) {
+      this.#setState("closed");
+      return;
+    }
+    if (this.#state === "joined") {
+      this.#hangupSent = true;
+      connection.sendSignal(
+        JSON.stringify(
+          reason === undefined
+            ? { type: "hangup" }
+            : { type: "hangup", reason },
+        ),
+      );
+    }
+    connection.close(CLOSE_CODES.normal, reason ?? "hangup");
+  }
+
+  /**
    * Counts `media` listeners, so that media events are built only when
    * someone listens.
    * @override

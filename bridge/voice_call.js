@@ -209,6 +209,17 @@ export class VoiceCall extends EventTarget {
     this.#teardown({ code: 1000, reason: "leave", errorCode: null });
   }
 
+  /**
+   * Leaves without waiting for the relay, for a page that is going away.
+   * Chromium 156 does not close a WebTransport session when its page
+   * closes, so without this the relay would keep the participant until the
+   * QUIC idle timeout.
+   */
+  leaveNow() {
+    this.#client.closeNow("leave");
+    this.#teardown({ code: 1000, reason: "leave", errorCode: null });
+  }
+
   #listen() {
     const client = this.#client;
     client.onMedia = (source, packet) => {

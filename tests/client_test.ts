@@ -228,6 +228,29 @@ for (const transport of ["ws", "wt"] as const) {
   });
 }
 
+for (const transport of ["ws", "wt"] as const) {
+  Deno.test({
+    name: `RelayClient closeNow leaves over ${transport}`,
+    ignore,
+    async fn() {
+      await using test = await startWtRelay();
+      const client = await createClient(test.relay, transport, "close-now");
+      await client.connect();
+      assert.equal(test.relay.sessionCount, 1);
+
+      client.closeNow("leave");
+      const info = await withTimeout(client.closed, WAIT_MS, "closeNow");
+      assert.equal(info.code, 1000);
+      assert.equal(client.state, "closed");
+      await waitFor(
+        () => test.relay.sessionCount === 0,
+        WAIT_MS,
+        "the relay to drop the session",
+      );
+    },
+  });
+}
+
 /** A relay running in a child process. */
 interface RelayProcess {
   httpUrl: string;
