@@ -158,7 +158,6 @@ export class PeerLink {
     }
 
     this.#batch.append(hash, handle, sequence, packet);
-    this.counters.packetsOut++;
     if (this.#flushTimer === undefined) {
       this.#flushTimer = setTimeout(() => {
         this.#flushTimer = undefined;
@@ -183,8 +182,11 @@ export class PeerLink {
       return;
     }
 
+    // Packets count as sent with their datagram, so that a dropped batch
+    // counts only as dropped.
     this.#inFlight++;
     this.counters.datagramsOut++;
+    this.counters.packetsOut += entries;
     writer.write(datagram).then(
       () => this.#inFlight--,
       () => {
