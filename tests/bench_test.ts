@@ -119,34 +119,51 @@ function result(
   } as CapacityResult;
 }
 
-Deno.test("pairedCost prefers largest load both passed", () => {
-  const first = result("a", [[150, 20, true], [300, 15, true], [
-    450,
-    14,
-    false,
-  ]]);
-  const second = result("b", [[150, 10, true], [300, 12, true], [
-    450,
-    9,
-    true,
-  ]]);
+/** Returns the loads a comparison used. */
+function loads(cost: ReturnType<typeof pairedCost>): number[] | undefined {
+  return cost?.loads.map((load) => load.participants);
+}
+
+Deno.test("pairedCost takes median of passed loads", () => {
+  const first = result("a", [
+    [150, 20, true],
+    [300, 15, true],
+    [450, 14, true],
+    [600, 13, false],
+  ]);
+  const second = result("b", [
+    [150, 10, true],
+    [300, 10, true],
+    [450, 20, true],
+    [600, 9, true],
+  ]);
   const cost = pairedCost(first, second);
-  assert.equal(cost?.participants, 300);
+  assert.deepEqual(loads(cost), [150, 300, 450]);
   assert.equal(cost?.bothPassed, true);
-  assert.equal(cost?.ratio, 15 / 12);
+  assert.equal(cost?.ratio, 1.5);
+  assert.equal(cost?.minRatio, 0.7);
+  assert.equal(cost?.maxRatio, 2);
 });
 
 Deno.test("pairedCost falls back to a failed load", () => {
   const first = result("a", [[150, 20, false], [300, 15, false]]);
   const second = result("b", [[150, 10, true], [300, 12, true]]);
   const cost = pairedCost(first, second);
-  assert.equal(cost?.participants, 300);
+  assert.deepEqual(loads(cost), [300]);
   assert.equal(cost?.bothPassed, false);
 });
 
 Deno.test("pairedCost skips loads measured once", () => {
   const first = result("a", [[150, 20, true], [600, 15, true]]);
   const second = result("b", [[150, 10, true], [300, 12, true]]);
-  assert.equal(pairedCost(first, second)?.participants, 150);
+  assert.deepEqual(loads(pairedCost(first, second)), [150]);
   assert.equal(pairedCost(first, undefined), null);
+});
+
+Deno.test("pairedCost keeps to the given loads", () => {
+  const first = result("a", [[150, 20, true], [300, 15, true]]);
+  const second = result("b", [[150, 10, true], [300, 10, true]]);
+  const cost = pairedCost(first, second, [300]);
+  assert.deepEqual(loads(cost), [300]);
+  assert.equal(cost?.ratio, 1.5);
 });

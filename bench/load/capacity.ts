@@ -141,6 +141,11 @@ export interface CapacityResult {
    * capacity is at least `capacity`.
    */
   generatorBound: boolean;
+  /**
+   * Participants of the level where clients failed to join, or null. The
+   * join is not measured, so the capacity is at least `capacity`.
+   */
+  joinFailedAt: number | null;
   /** Reason the search stopped. */
   stoppedBecause: string;
 }
@@ -433,6 +438,7 @@ export async function runCapacitySearch(
   const steps: StepResult[] = [];
   let stoppedBecause = "every level passed";
   let generatorBound = false;
+  let joinFailedAt: number | null = null;
   let idleRssBytes = 0;
   try {
     pool = await GeneratorPool.start({
@@ -456,6 +462,7 @@ export async function runCapacitySearch(
       );
       rooms = target;
       if (join.failed > 0) {
+        joinFailedAt = level;
         stoppedBecause = `${join.failed} clients failed to join at ` +
           `${level} participants: ${join.errors[0] ?? "unknown error"}`;
         break;
@@ -519,6 +526,7 @@ export async function runCapacitySearch(
     steps,
     capacity,
     generatorBound,
+    joinFailedAt,
     stoppedBecause,
   };
 }

@@ -14,7 +14,10 @@ import type { MicroResult } from "./micro.ts";
 import type { LoadResults } from "./run.ts";
 import { REPO_ROOT } from "./systems.ts";
 
-const RESULTS_DIR = `${REPO_ROOT}bench/results/`;
+/** Folder of the published run, which docs/benchmarks.md shows. */
+export const RESULTS_DIR = `${REPO_ROOT}bench/results/`;
+/** Default folder of partial runs, which never touch the published run. */
+export const PARTIAL_RESULTS_DIR = `${REPO_ROOT}bench/results/partial/`;
 const DOC_PATH = `${REPO_ROOT}docs/benchmarks.md`;
 const CHART_FILE = "latency_p99.svg";
 
@@ -60,12 +63,17 @@ function table(header: string[], rows: string[][]): string {
 
 /** Returns the capacity, marked when the generator limited it. */
 function capacityText(result: CapacityResult): string {
-  if (result.capacity === null) {
-    return result.generatorBound ? "none (generator-bound)" : "none";
+  // Results saved before the join check have no joinFailedAt.
+  const joinFailedAt = result.joinFailedAt ?? null;
+  let bound = "";
+  if (result.generatorBound) bound = " (generator-bound)";
+  else if (joinFailedAt !== null) {
+    bound = ` (clients failed to join at ${integer(joinFailedAt)})`;
   }
-  return result.generatorBound
-    ? `≥ ${integer(result.capacity)} (generator-bound)`
-    : integer(result.capacity);
+  if (result.capacity === null) return `none${bound}`;
+  return bound === ""
+    ? integer(result.capacity)
+    : `≥ ${integer(result.capacity)}${bound}`;
 }
 
 /** Returns the step at the capacity, else the last step. */
@@ -74,48 +82,85 @@ function capacityStep(result: CapacityResult): StepResult | undefined {
   return passing.at(-1) ?? result.steps.at(-1);
 }
 
-/** CPU per delivered packet of two systems at the same load. */
-export interface PairedCost {
+/** CPU per delivered packet of two systems at one load. */
+export interface LoadCost {
   participants: number;
-  /** Both passed at this load. */
-  bothPassed: boolean;
   firstUs: number;
   secondUs: number;
   /** first / second. */
   ratio: number;
 }
 
+/** CPU per delivered packet of two systems over the loads they share. */
+export interface PairedCost {
+  /** Loads compared, in ascending order. */
+  loads: LoadCost[];
+  /** Both systems passed every compared load. */
+  bothPassed: boolean;
+  /** Median of the ratios of {@linkcode loads}. */
+  ratio: number;
+  minRatio: number;
+  maxRatio: number;
+}
+
+/** Returns the median of a non-empty list. */
+function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? sorted[middle]!
+    : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
 /**
- * Compares CPU per delivered packet at the largest load both systems
- * passed, or else at the largest load both measured.
+ * Compares CPU per delivered packet at every load both systems passed,
+ * or, when they passed none in common, at the largest load both measured.
+ * The result is the median of the per-load ratios, because one 5 s window
+ * per load moves by more than the difference between two systems. When
+ * `loads` is given, only those loads count.
  */
 export function pairedCost(
   first: CapacityResult | undefined,
   second: CapacityResult | undefined,
+  loads?: readonly number[],
 ): PairedCost | null {
   if (first === undefined || second === undefined) return null;
-  let best: PairedCost | null = null;
+  const passed: LoadCost[] = [];
+  let fallback: LoadCost | null = null;
   for (const a of first.steps) {
+    if (loads !== undefined && !loads.includes(a.participants)) continue;
     const b = second.steps.find((step) => step.participants === a.participants);
     if (b === undefined || a.cpuPerDeliveredUs === 0) continue;
     if (b.cpuPerDeliveredUs === 0) continue;
-    const candidate: PairedCost = {
+    const cost: LoadCost = {
       participants: a.participants,
-      bothPassed: a.pass && b.pass,
       firstUs: a.cpuPerDeliveredUs,
       secondUs: b.cpuPerDeliveredUs,
       ratio: a.cpuPerDeliveredUs / b.cpuPerDeliveredUs,
     };
-    if (
-      best === null ||
-      (candidate.bothPassed && !best.bothPassed) ||
-      (candidate.bothPassed === best.bothPassed &&
-        candidate.participants > best.participants)
-    ) {
-      best = candidate;
+    if (a.pass && b.pass) passed.push(cost);
+    if (fallback === null || cost.participants > fallback.participants) {
+      fallback = cost;
     }
   }
-  return best;
+  const chosen = passed.length > 0 ? passed : fallback === null ? [] : [
+    fallback,
+  ];
+  if (chosen.length === 0) return null;
+  chosen.sort((x, y) => x.participants - y.participants);
+  const ratios = chosen.map((cost) => cost.ratio);
+  return {
+    loads: chosen,
+    bothPassed: passed.length > 0,
+    ratio: median(ratios),
+    minRatio: Math.min(...ratios),
+    maxRatio: Math.max(...ratios),
+  };
+}
+
+/** Returns the loads of a comparison, for comparing others at the same. */
+function loadsOf(cost: PairedCost | null): number[] | undefined {
+  return cost?.loads.map((load) => load.participants);
 }
 
 function byName(results: LoadResults, name: string) {
@@ -241,21 +286,19 @@ function ratioRow(
   target: string,
   met: ((ratio: number) => boolean) | null,
 ): string[] {
-  if (cost === null) return [label, "not measured", "–", target, "–"];
+  if (cost === null) return [label, "not measured", "–", "–", target, "–"];
 
   let verdict = "–";
   if (met !== null) verdict = met(cost.ratio) ? "met" : "missed";
-  const level = integer(cost.participants) +
-    (cost.bothPassed ? "" : " (not both passing)");
-  return [
-    label,
-    level,
-    `${cost.firstUs.toFixed(1)} / ${cost.secondUs.toFixed(1)} = ${
-      cost.ratio.toFixed(2)
-    }`,
-    target,
-    verdict,
-  ];
+  const loads = cost.loads.map((load) => integer(load.participants)).join(
+    ", ",
+  ) + (cost.bothPassed ? "" : " (not both passing)");
+  const perLoad = cost.loads.map((load) =>
+    `${load.firstUs.toFixed(1)} / ${load.secondUs.toFixed(1)} = ${
+      load.ratio.toFixed(2)
+    }`
+  ).join("; ");
+  return [label, loads, perLoad, cost.ratio.toFixed(2), target, verdict];
 }
 
 function ratiosSection(results: LoadResults): string {
@@ -325,15 +368,18 @@ function ratiosSection(results: LoadResults): string {
   return table(
     [
       "comparison",
-      "at participants",
-      "CPU µs per delivered packet (ratio)",
+      "loads (participants)",
+      "CPU µs per delivered packet at each load (ratio)",
+      "median ratio",
       "target",
       "verdict",
     ],
     rows,
   ) +
-    "\n\nRatios compare the two relays at the largest load both passed, " +
-    "measured in this run one after the other on the same core.";
+    "\n\nEach ratio compares two systems at every load both passed, " +
+    "measured in this run one after the other on the same core, and the " +
+    "verdict uses the median. When they passed no load in common, the " +
+    "largest load both measured is used.";
 }
 
 function federationSection(federation: FederationResult | null): string {
@@ -411,23 +457,27 @@ function targetRow(
   return [target, measured ?? "–", verdict];
 }
 
-/** Row of a CPU ratio against another relay, at their common load. */
+/** Row of a CPU ratio against another relay, over their common loads. */
 function ratioTarget(
   target: string,
   cost: PairedCost | null,
   limit: number,
 ): string[] {
   if (cost === null) return targetRow(target, null, null);
-  return targetRow(
-    target,
-    `${cost.ratio.toFixed(2)}× at ${integer(cost.participants)} participants`,
-    cost.ratio <= limit,
-  );
+  return targetRow(target, ratioText(cost), cost.ratio <= limit);
 }
 
-/** Formats the memory per participant at a system's capacity step. */
-function memoryText(result?: CapacityResult): string | null {
-  const step = result === undefined ? undefined : capacityStep(result);
+/**
+ * Formats the memory per participant at `participants`, or at the
+ * system's capacity step when it was not measured there.
+ */
+function memoryText(
+  result?: CapacityResult,
+  participants?: number,
+): string | null {
+  const step =
+    result?.steps.find((step) => step.participants === participants) ??
+      (result === undefined ? undefined : capacityStep(result));
   if (step === undefined) return null;
   return `${kib(step.rssPerParticipantBytes)} KiB at ${
     integer(step.participants)
@@ -445,12 +495,22 @@ function memoryTarget(target: string, result?: CapacityResult): string[] {
   );
 }
 
-/** Formats a CPU ratio at the two systems' common load. */
-function ratioText(cost: PairedCost | null): string | null {
+/** Formats a CPU ratio: the median and the loads it comes from. */
+function ratioText(cost: PairedCost | null, inverse = false): string | null {
   if (cost === null) return null;
-  return `${cost.ratio.toFixed(2)}× at ${
-    integer(cost.participants)
-  } participants`;
+  const value = (ratio: number) => (inverse ? 1 / ratio : ratio).toFixed(2);
+  const count = cost.loads.length;
+  if (count === 1) {
+    return `${value(cost.ratio)}× at ${
+      integer(cost.loads[0]!.participants)
+    } participants${cost.bothPassed ? "" : " (not both passing)"}`;
+  }
+  const [low, high] = inverse
+    ? [cost.maxRatio, cost.minRatio]
+    : [cost.minRatio, cost.maxRatio];
+  return `${value(cost.ratio)}×, median of ${count} loads (${value(low)} to ${
+    value(high)
+  })`;
 }
 
 /**
@@ -459,23 +519,31 @@ function ratioText(cost: PairedCost | null): string | null {
  * a target that they miss too is limited by the runtime.
  */
 function floorColumn(results: LoadResults): (string | null)[] {
+  const relayWs = byName(results, "relay-ws");
+  const relayWt = byName(results, "relay-wt");
   const floorWs = byName(results, "deno-floor");
   const floorWt = byName(results, "deno-wt-floor");
-  const wt = pairedCost(floorWt, floorWs);
+  const ws = byName(results, "ws-baseline");
+  const socketIo = byName(results, "socketio-baseline");
+  // Each comparison uses the loads of the relay's own comparison, so that
+  // the two columns compare like with like.
+  const at = (first?: CapacityResult, second?: CapacityResult) =>
+    loadsOf(pairedCost(first, second));
+  const relayStep = relayWs === undefined ? undefined : capacityStep(relayWs);
+  const relayWtStep = relayWt === undefined ? undefined : capacityStep(relayWt);
   return [
     floorWs === undefined ? null : capacityText(floorWs),
-    ratioText(pairedCost(floorWs, byName(results, "ws-baseline"))),
-    ratioText(pairedCost(floorWs, byName(results, "socketio-baseline"))),
+    ratioText(pairedCost(floorWs, ws, at(relayWs, ws))),
+    ratioText(pairedCost(floorWs, socketIo, at(relayWs, socketIo))),
     null,
-    wt === null
-      ? null
-      : `${(1 / wt.ratio).toFixed(2)}× at ${
-        integer(wt.participants)
-      } participants`,
+    ratioText(
+      pairedCost(floorWt, floorWs, at(relayWt, relayWs)),
+      true,
+    ),
     null,
     null,
-    memoryText(floorWs),
-    memoryText(floorWt),
+    memoryText(floorWs, relayStep?.participants),
+    memoryText(floorWt, relayWtStep?.participants),
   ];
 }
 
@@ -525,9 +593,7 @@ function targetsSection(results: LoadResults): string {
       )
       : targetRow(
         "WebTransport delivers ≥ as many packets per core as WebSocket",
-        `${(1 / wt.ratio).toFixed(2)}× the WebSocket packets per core at ${
-          integer(wt.participants)
-        } participants`,
+        ratioText(wt, true),
         wt.ratio <= TARGETS.wtVersusWs,
       ),
   );
@@ -584,13 +650,18 @@ function replaceSection(doc: string, name: string, body: string): string {
 /** Writes the JSON, the chart and, when `docs` is set, the doc sections. */
 export async function writeReport(
   results: LoadResults,
-  options: { docs: boolean },
+  options: { docs: boolean; outDir: string; json?: boolean },
 ): Promise<void> {
-  await Deno.mkdir(RESULTS_DIR, { recursive: true });
-  await Deno.writeTextFile(
-    `${RESULTS_DIR}latest.json`,
-    JSON.stringify(results, null, 2) + "\n",
-  );
+  const outDir = options.outDir.endsWith("/")
+    ? options.outDir
+    : `${options.outDir}/`;
+  await Deno.mkdir(outDir, { recursive: true });
+  if (options.json !== false) {
+    await Deno.writeTextFile(
+      `${outDir}latest.json`,
+      JSON.stringify(results, null, 2) + "\n",
+    );
+  }
 
   const series = results.capacity.map((result) => ({
     label: result.label,
@@ -599,14 +670,14 @@ export async function writeReport(
     ),
   }));
   await Deno.writeTextFile(
-    `${RESULTS_DIR}${CHART_FILE}`,
+    `${outDir}${CHART_FILE}`,
     renderLatencyChart(
       series,
       results.settings.p99LimitMs,
       "p99 added latency against load, one relay core",
     ),
   );
-  console.error(`wrote ${RESULTS_DIR}latest.json and ${CHART_FILE}`);
+  console.error(`wrote ${outDir}latest.json and ${CHART_FILE}`);
   if (!options.docs) return;
 
   let doc = await Deno.readTextFile(DOC_PATH);
