@@ -7,7 +7,10 @@
 import assert from "node:assert/strict";
 import { RoomManager } from "../src/room/manager.ts";
 import { Participant, type ParticipantSink } from "../src/room/participant.ts";
-import { QualityTimer } from "../src/room/quality_timer.ts";
+import {
+  MIN_QUALITY_TICK_MS,
+  QualityTimer,
+} from "../src/room/quality_timer.ts";
 import { RelayStats } from "../src/stats.ts";
 import { buildMediaPacket } from "../src/wire/media.ts";
 import { encodeQualityReport } from "../src/wire/quality_report.ts";
@@ -266,4 +269,38 @@ Deno.test({
     await closeAll([speaker, listener, late]);
     await closeAllWt([native]);
   },
+});
+
+Deno.test("QualityTimer spaces ticks at least 100 ms", () => {
+  const stats = new RelayStats();
+  const rooms = new RoomManager(
+    { maxParticipantsPerRoom: 10, maxRooms: 10, maxParticipants: 10 },
+    stats,
+    { shardCount: 64 },
+  );
+  const timer = new QualityTimer(rooms, stats, () => 0);
+  timer.start(1_000);
+  try {
+    assert.equal(timer.tickMs, MIN_QUALITY_TICK_MS);
+    assert.equal(timer.shardsPerTick, 7);
+  } finally {
+    timer.stop();
+  }
+});
+
+Deno.test("QualityTimer keeps one shard when slow", () => {
+  const stats = new RelayStats();
+  const rooms = new RoomManager(
+    { maxParticipantsPerRoom: 10, maxRooms: 10, maxParticipants: 10 },
+    stats,
+    { shardCount: 4 },
+  );
+  const timer = new QualityTimer(rooms, stats, () => 0);
+  timer.start(1_000);
+  try {
+    assert.equal(timer.tickMs, 250);
+    assert.equal(timer.shardsPerTick, 1);
+  } finally {
+    timer.stop();
+  }
 });

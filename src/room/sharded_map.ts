@@ -3,9 +3,9 @@
  *
  * In one isolate sharding buys no lock freedom, because there are no locks.
  * It exists so that background work (quality recompute, sweeps,
- * announcements) can visit one shard per timer tick instead of walking every
- * room at once, and so that worker isolates could each own a set of shards
- * later.
+ * announcements) can visit a few shards per timer tick instead of walking
+ * every room at once, and so that worker isolates could each own a set of
+ * shards later.
  *
  * @module
  */
