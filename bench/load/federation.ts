@@ -37,6 +37,7 @@ import { RelayIdentity } from "../../src/identity/identity.ts";
 import { generatorCommand } from "./capacity.ts";
 import type { MemberSpec, RoomSpec } from "./generator_core.js";
 import { GeneratorPool } from "./generator_pool.ts";
+import { median } from "./median.ts";
 import {
   freeTcpPort,
   freeUdpPort,
@@ -289,15 +290,6 @@ async function idleShare(pid: number, ms: number): Promise<number> {
   await sleep(ms);
   const end = sampleProcess(pid);
   return (end.cpuSeconds - start.cpuSeconds) / ((end.at - start.at) / 1000);
-}
-
-/** Returns the median of a non-empty list. */
-function median(values: number[]): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1
-    ? sorted[middle]!
-    : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 /** Runs the batching run and the cost rounds; see the module doc. */

@@ -29,6 +29,11 @@ import {
   runFederationCost,
 } from "./federation.ts";
 import { collectMachineInfo } from "./machine.ts";
+import {
+  type PairedResult,
+  type PairedSettings,
+  runPairedRounds,
+} from "./paired.ts";
 import { buildNativeGenerator } from "./native_generator.ts";
 import { type MicroResult, runMicroBenchmarks } from "./micro.ts";
 import { PARTIAL_RESULTS_DIR, RESULTS_DIR, writeReport } from "./report.ts";
@@ -108,6 +113,13 @@ const SCENARIOS: CapacityScenario[] = [
   },
 ];
 
+/**
+ * Paired rounds of the relay against the Deno floor, for the ≤ 1.2× target:
+ * a load both carry with room to spare, measured in alternating turns.
+ */
+const FLOOR_ROUNDS_FULL: PairedSettings = { participants: 450, rounds: 3 };
+const FLOOR_ROUNDS_QUICK: PairedSettings = { participants: 450, rounds: 1 };
+
 /** Settings of the full suite. */
 const FULL: LoadSettings = {
   roomSize: 3,
@@ -170,7 +182,16 @@ export interface LoadResults {
   settings: LoadSettings;
   micro: MicroResult[] | null;
   capacity: CapacityResult[];
+  /** Paired rounds of the relay against the Deno floor, or null if not run. */
+  floorRounds?: PairedResult | null;
   federation: FederationResult | null;
+}
+
+/** Returns the scenario named `name`. */
+function scenario(name: string): CapacityScenario {
+  const found = SCENARIOS.find((candidate) => candidate.name === name);
+  if (found === undefined) throw new RangeError(`Unknown scenario ${name}`);
+  return found;
 }
 
 async function main(): Promise<void> {
@@ -218,6 +239,7 @@ async function main(): Promise<void> {
     );
   const runFederation = !values["no-federation"] &&
     (only === undefined || only.includes("federation"));
+  const runFloorRounds = only === undefined || only.includes("floor-rounds");
 
   const startedAt = new Date().toISOString();
   await ensureBaselinePackages();
@@ -228,6 +250,7 @@ async function main(): Promise<void> {
   let micro: MicroResult[] | null = null;
   const capacity: CapacityResult[] = [];
   let federation: FederationResult | null = null;
+  let floorRounds: PairedResult | null = null;
   try {
     if (!values["no-micro"] && only === undefined) {
       micro = await runMicroBenchmarks(RELAY_CORE);
@@ -235,6 +258,15 @@ async function main(): Promise<void> {
     for (const scenario of scenarios) {
       console.error(`== ${scenario.label}`);
       capacity.push(await runCapacitySearch(scenario, settings));
+    }
+    if (runFloorRounds) {
+      console.error("== relay against the Deno floor, paired rounds");
+      floorRounds = await runPairedRounds(
+        scenario("relay-ws"),
+        scenario("deno-floor"),
+        { ...settings, levels: [] },
+        values.quick ? FLOOR_ROUNDS_QUICK : FLOOR_ROUNDS_FULL,
+      );
     }
     if (runFederation) {
       console.error("== federation");
@@ -256,6 +288,7 @@ async function main(): Promise<void> {
     settings,
     micro,
     capacity,
+    floorRounds,
     federation,
   };
   // Only a full run replaces the published run and the page. A partial
