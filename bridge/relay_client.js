@@ -356,30 +356,17 @@ export class RelayClient extends EventTarget {
    * @param {string} [reason]
    */
   async close(reason) {
-    this.#userClosed = true;
-    this.#reconnectTimer?.cancel();
-    this.#reconnectTimer = null;
-
-    const connection = this.#connection;
-    if (connection === null || connection.finished) {
-      this.#setState("closed");
-      return;
-    }
+    const connection = this.#beginLeave();
+    if (connection === null) return;
 
     const closed = this.#closed.promise;
-    if (this.#state !== "joined") {
+    if (!this.#sendHangup(connection, reason)) {
       // No welcome yet, so there is no session to hang up.
       connection.close(CLOSE_CODES.normal, reason ?? "hangup");
       await closed;
       return;
     }
 
-    this.#hangupSent = true;
-    connection.sendSignal(
-      JSON.stringify(
-        reason === undefined ? { type: "hangup" } : { type: "hangup", reason },
-      ),
-    );
     const wait = sleep(CLOSE_TIMEOUT_MS, "timeout");
     const result = await Promise.race([closed, wait.promise]);
     wait.cancel();
@@ -397,6 +384,18 @@ export class RelayClient extends EventTarget {
    * @param {string} [reason]
    */
   closeNow(reason) {
+    const connection = this.#beginLeave();
+    if (connection === null) return;
+    this.#sendHangup(connection, reason);
+    connection.close(CLOSE_CODES.normal, reason ?? "hangup");
+  }
+
+  /**
+   * Stops reconnecting and returns the open connection, or null (after
+   * setting the state to closed) when there is none.
+   * @returns {Connection | null}
+   */
+  #beginLeave() {
     this.#userClosed = true;
     this.#reconnectTimer?.cancel();
     this.#reconnectTimer = null;
@@ -404,19 +403,26 @@ export class RelayClient extends EventTarget {
     const connection = this.#connection;
     if (connection === null || connection.finished) {
       this.#setState("closed");
-      return;
+      return null;
     }
-    if (this.#state === "joined") {
-      this.#hangupSent = true;
-      connection.sendSignal(
-        JSON.stringify(
-          reason === undefined
-            ? { type: "hangup" }
-            : { type: "hangup", reason },
-        ),
-      );
-    }
-    connection.close(CLOSE_CODES.normal, reason ?? "hangup");
+    return connection;
+  }
+
+  /**
+   * Sends `hangup` when joined. Returns whether it was sent.
+   * @param {Connection} connection
+   * @param {string | undefined} reason
+   * @returns {boolean}
+   */
+  #sendHangup(connection, reason) {
+    if (this.#state !== "joined") return false;
+    this.#hangupSent = true;
+    connection.sendSignal(
+      JSON.stringify(
+        reason === undefined ? { type: "hangup" } : { type: "hangup", reason },
+      ),
+    );
+    return true;
   }
 
   /**

@@ -271,36 +271,36 @@ Deno.test({
   },
 });
 
-Deno.test("QualityTimer spaces ticks at least 100 ms", () => {
+/** Starts a timer at a 1 s interval over `shardCount` shards, for `check`. */
+function withStartedTimer(
+  shardCount: number,
+  check: (timer: QualityTimer) => void,
+): void {
   const stats = new RelayStats();
   const rooms = new RoomManager(
     { maxParticipantsPerRoom: 10, maxRooms: 10, maxParticipants: 10 },
     stats,
-    { shardCount: 64 },
+    { shardCount },
   );
   const timer = new QualityTimer(rooms, stats, () => 0);
   timer.start(1_000);
   try {
-    assert.equal(timer.tickMs, MIN_QUALITY_TICK_MS);
-    assert.equal(timer.shardsPerTick, 7);
+    check(timer);
   } finally {
     timer.stop();
   }
+}
+
+Deno.test("QualityTimer spaces ticks at least 100 ms", () => {
+  withStartedTimer(64, (timer) => {
+    assert.equal(timer.tickMs, MIN_QUALITY_TICK_MS);
+    assert.equal(timer.shardsPerTick, 7);
+  });
 });
 
 Deno.test("QualityTimer keeps one shard when slow", () => {
-  const stats = new RelayStats();
-  const rooms = new RoomManager(
-    { maxParticipantsPerRoom: 10, maxRooms: 10, maxParticipants: 10 },
-    stats,
-    { shardCount: 4 },
-  );
-  const timer = new QualityTimer(rooms, stats, () => 0);
-  timer.start(1_000);
-  try {
+  withStartedTimer(4, (timer) => {
     assert.equal(timer.tickMs, 250);
     assert.equal(timer.shardsPerTick, 1);
-  } finally {
-    timer.stop();
-  }
+  });
 });
