@@ -25,6 +25,15 @@ import { CLOSE } from "../src/wire/close_codes.ts";
 import { parseRoomSegment } from "../src/wire/room_name.ts";
 
 /**
+ * Time a socket may stay closing, with the relay still sending to it,
+ * before its session ends without the close event, in ms. Deno starts
+ * closing a socket whose peer missed the liveness ping, but when the
+ * peer has stopped reading, the close frame never goes out and Deno never
+ * reports the close, so the session would stay in its room.
+ */
+export const WS_CLOSE_WAIT_MS = 2_000;
+
+/**
  * Backpressure and connection limits of the WebSocket endpoint, read on
  * each use.
  */
@@ -50,6 +59,7 @@ class WebSocketTransport implements SessionTransport {
   /** Upper bound of `bufferedAmount`: its last reading plus bytes sent since. */
   #bufferedBound = 0;
   readonly #overLimit = new OverLimitTimer();
+  #closeWait: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     socket: WebSocket,
@@ -65,7 +75,10 @@ class WebSocketTransport implements SessionTransport {
 
   sendMedia(frame: Uint8Array): boolean {
     const socket = this.#socket;
-    if (socket.readyState !== WebSocket.OPEN) return false;
+    if (socket.readyState !== WebSocket.OPEN) {
+      this.#waitForClose();
+      return false;
+    }
 
     // Reading bufferedAmount calls into the runtime, so it is read only
     // when the bytes sent since the last reading could have crossed the
@@ -98,13 +111,40 @@ class WebSocketTransport implements SessionTransport {
     if (this.#lease.inHandshake && this.session?.state === "joined") {
       this.#lease.endHandshake();
     }
-    if (this.#socket.readyState !== WebSocket.OPEN) return;
+    if (this.#socket.readyState !== WebSocket.OPEN) {
+      this.#waitForClose();
+      return;
+    }
     this.#socket.send(text);
     // At most 3 UTF-8 bytes per UTF-16 code unit.
     this.#bufferedBound += text.length * 3;
   }
 
+  /** Stops the close wait once the socket reported its close. */
+  socketClosed(): void {
+    clearTimeout(this.#closeWait);
+    this.#closeWait = undefined;
+  }
+
+  /**
+   * Ends the session with 4408 when the socket, found not open on a send,
+   * has not reported its close within {@linkcode WS_CLOSE_WAIT_MS}.
+   */
+  #waitForClose(): void {
+    if (this.#closeWait !== undefined || this.session?.state === "closed") {
+      return;
+    }
+    this.#closeWait = setTimeout(() => {
+      this.session?.close(
+        CLOSE.timeout,
+        `Socket still closing after ${WS_CLOSE_WAIT_MS} ms`,
+      );
+    }, WS_CLOSE_WAIT_MS);
+  }
+
   closeTransport(code: number, reason: string): void {
+    // The session has ended, so nothing is left for the close wait to end.
+    this.socketClosed();
     // NOTE: with Deno 2.9.6, a close() in the same task as the send() of
     // the error signal sometimes ends the TCP connection without the close
     // frame, so the client sees no close code. It happened on every run of
@@ -181,6 +221,8 @@ export async function upgradeToParticipant(
   const lease = admitted.lease;
 
   let session: ParticipantSession;
+
+  let transport: WebSocketTransport;
   let socket: WebSocket;
   let response: Response;
   try {
@@ -216,7 +258,7 @@ export async function upgradeToParticipant(
     }
     socket.binaryType = "arraybuffer";
 
-    const transport = new WebSocketTransport(socket, context, settings, lease);
+    transport = new WebSocketTransport(socket, context, settings, lease);
     session = new ParticipantSession(context, transport, {
       room: parsed.name,
       queryToken,
@@ -251,6 +293,7 @@ export async function upgradeToParticipant(
     }
   };
   socket.onclose = () => {
+    transport.socketClosed();
     lease.release();
     session.handleTransportClosed();
   };

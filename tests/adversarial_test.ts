@@ -38,6 +38,7 @@ import {
   MAX_PATH_LENGTH,
   parseControlMessage,
 } from "../src/wire/federation_control.ts";
+import { CLOSE } from "../src/wire/close_codes.ts";
 import { buildMediaPacket } from "../src/wire/media.ts";
 import {
   closeAll,
@@ -946,6 +947,70 @@ Deno.test("silent peer is dropped at liveness timeout", async () => {
   const update = watcher.signalLog.findLast((s) => s.type === "room_update");
   assert.equal((update?.participants as unknown[]).length, 1);
   await watcher.close();
+});
+
+/**
+ * Reads server frames from `conn` until a ping arrives, then stops
+ * reading. Returns false when the connection ends first.
+ */
+async function readUntilPing(conn: Deno.TcpConn): Promise<boolean> {
+  let buffer = new Uint8Array(0);
+  const chunk = new Uint8Array(4_096);
+  for (;;) {
+    // Frames from the server are unmasked: opcode, length, payload.
+    let offset = 0;
+    while (buffer.length - offset >= 2) {
+      const opcode = buffer[offset]! & 0x0f;
+      let length = buffer[offset + 1]! & 0x7f;
+      let header = 2;
+      if (length === 126) {
+        if (buffer.length - offset < 4) break;
+        length = (buffer[offset + 2]! << 8) | buffer[offset + 3]!;
+        header = 4;
+      }
+      if (opcode === 0x9) return true;
+      if (buffer.length - offset < header + length) break;
+      offset += header + length;
+    }
+    buffer = buffer.slice(offset);
+    const read = await conn.read(chunk);
+    if (read === null) return false;
+    const merged = new Uint8Array(buffer.length + read);
+    merged.set(buffer);
+    merged.set(chunk.subarray(0, read), buffer.length);
+    buffer = merged;
+  }
+}
+
+Deno.test("stuck reader leaves at liveness close", async () => {
+  // The client answers nothing and stops reading at the liveness ping,
+  // and the flood that follows fills the buffers before Deno sends its
+  // close frame. The close then never completes, so Deno never reports it,
+  // and the relay must end the session itself. The slow-consumer timeout
+  // is set beyond the test, so that it cannot end the session instead.
+  await using test = await startTestRelay({
+    livenessTimeoutMs: 2_000,
+    slowConsumerTimeoutMs: 600_000,
+    maxMediaPacketsPerSecond: 1_000_000,
+    maxMediaBytesPerSecond: 1_000_000_000,
+  });
+  const relay = test.relay;
+  const sender = (await joinWs(relay, "ghost")).client;
+  const stuck = await RawWebSocket.open(relay, "/ws/ghost");
+  await stuck.sendText('{"type":"hello"}');
+  await waitFor(() => relay.rooms.get("ghost")?.size === 2, 3_000, "join");
+  assert.ok(await withTimeout(readUntilPing(stuck.conn), 5_000, "ping"));
+
+  const packet = buildMediaPacket({ payload: new Uint8Array(1_088) });
+  const deadline = performance.now() + 20_000;
+  while (relay.rooms.get("ghost")?.size !== 1) {
+    assert.ok(performance.now() < deadline, "stuck reader still in the room");
+    for (let i = 0; i < 100; i++) sender.sendMedia(packet);
+    await delay(5);
+  }
+  assert.equal(relay.stats.closes.get(CLOSE.timeout.code), 1);
+  stuck.close();
+  await sender.close();
 });
 
 // Federation limits without an option.
