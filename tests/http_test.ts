@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 
 import { createAuthenticator } from "../src/auth/authenticator.ts";
 import { signJwt } from "../src/auth/jwt.ts";
-import { createHttpApp, isLoopback } from "../src/http/app.ts";
+import { createHttpApp, isLoopback, PROXY_HEADERS } from "../src/http/app.ts";
 import { createMetricsRegistry } from "../src/http/metrics.ts";
 import { RelayIdentity } from "../src/identity/identity.ts";
 import { silentLogger } from "../src/log.ts";
@@ -500,6 +500,29 @@ Deno.test("admin routes accept loopback peers", async () => {
     assert.equal(response.status, 200, hostname);
     assert.deepEqual(await response.json(), { rooms: [] });
   }
+});
+
+Deno.test("admin routes reject proxied loopback", async () => {
+  const request = await directApp();
+  for (const name of PROXY_HEADERS) {
+    const response = await request("/api/rooms", "127.0.0.1", {
+      headers: { [name]: "203.0.113.7" },
+    });
+    assert.equal(response.status, 403, name);
+    assert.equal(errorCode(await response.json()), "forbidden");
+  }
+});
+
+Deno.test("admin token admits proxied requests", async () => {
+  const request = await directApp({ adminToken: ADMIN_TOKEN });
+  const response = await request("/api/rooms", "127.0.0.1", {
+    headers: {
+      authorization: `Bearer ${ADMIN_TOKEN}`,
+      "x-forwarded-for": "203.0.113.7",
+    },
+  });
+  assert.equal(response.status, 200);
+  await response.body?.cancel();
 });
 
 Deno.test("admin token admits remote peers", async () => {

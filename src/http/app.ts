@@ -23,6 +23,17 @@ import type { SessionContext } from "../session/session.ts";
 import { CLOSE } from "../wire/close_codes.ts";
 import { parseRoomSegment } from "../wire/room_name.ts";
 
+/**
+ * Request headers that reverse proxies add. Without an admin token, a
+ * request that carries one is refused, because behind a local proxy every
+ * client connects from loopback.
+ */
+export const PROXY_HEADERS = [
+  "forwarded",
+  "x-forwarded-for",
+  "x-real-ip",
+] as const;
+
 /** Per-request values that `Deno.serve` passes to the app as `env`. */
 export interface HttpBindings {
   remoteAddr: Deno.NetAddr;
@@ -125,6 +136,17 @@ export function createHttpApp(deps: HttpDependencies): Hono<Env> {
         403,
         "forbidden",
         "Admin routes answer only loopback clients unless --admin-token is set",
+      );
+    }
+    // A reverse proxy on the same host connects from loopback for every
+    // client, so a forwarded request is not trusted as local.
+    if (PROXY_HEADERS.some((name) => c.req.header(name) !== undefined)) {
+      return apiError(
+        c,
+        403,
+        "forbidden",
+        "Admin routes do not answer requests forwarded by a proxy " +
+          `(a ${PROXY_HEADERS.join(", ")} header) unless --admin-token is set`,
       );
     }
     return await next();
