@@ -52,8 +52,17 @@ async function readConfig(): Promise<LoadedConfig | number> {
 }
 
 /**
+ * Time after the first stop signal during which a second one counts as a
+ * copy of the first, in ms. Ctrl-C in a terminal sends SIGINT to the whole
+ * process group, so under `deno task start` the relay gets it from the
+ * terminal and again from `deno task`, which forwards it.
+ */
+export const DUPLICATE_SIGNAL_MS = 500;
+
+/**
  * Signal handlers: SIGINT and SIGTERM stop the relay and exit, a second one
- * exits at once, and SIGHUP reloads the configuration. They are installed
+ * (after {@linkcode DUPLICATE_SIGNAL_MS}) exits at once, and SIGHUP reloads
+ * the configuration. They are installed
  * before the relay starts, so that no signal meets the default action,
  * which exits without a graceful stop.
  */
@@ -64,6 +73,8 @@ class SignalHandlers {
   /** Stop signal received while the relay was starting. */
   #pending: Deno.Signal | undefined;
   #stopping: Promise<void> | undefined;
+  /** Time of the first stop signal, from performance.now(). */
+  #firstStopAt = 0;
 
   readonly #onInterrupt = () => this.#requestStop("SIGINT");
   readonly #onTerminate = () => this.#requestStop("SIGTERM");
@@ -100,9 +111,14 @@ class SignalHandlers {
 
   #requestStop(signal: Deno.Signal): void {
     if (this.#stopping !== undefined || this.#pending !== undefined) {
+      if (performance.now() - this.#firstStopAt < DUPLICATE_SIGNAL_MS) {
+        this.#logger.debug("duplicate stop signal ignored", { signal });
+        return;
+      }
       this.#logger.warn("second signal, exiting without waiting", { signal });
       Deno.exit(EXIT_INTERRUPTED);
     }
+    this.#firstStopAt = performance.now();
 
     if (this.#relay === undefined) {
       this.#logger.info("stopping once started", { signal });

@@ -14,6 +14,8 @@ import { Relay } from "../src/relay.ts";
 import {
   closeAll,
   connectWs,
+  delay,
+  encodeClientFrame,
   joinWs,
   type ReceivedSignal,
   startTestRelay,
@@ -371,6 +373,57 @@ Deno.test("SIGHUP reloads the config file", async () => {
     for (const client of clients) {
       if (client.socket.readyState !== WebSocket.CLOSED) client.socket.close();
     }
+    await process.stop().catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("duplicate SIGINT still stops gracefully", async () => {
+  // Ctrl-C under `deno task start` delivers SIGINT twice within moments:
+  // once from the terminal and once forwarded by `deno task`. A client
+  // that never answers the close keeps the stop waiting, so the second
+  // signal arrives while the first is still being handled.
+  const dir = await Deno.makeTempDir({ prefix: "relay-sigint-" });
+  const config = join(dir, "relay.yaml");
+  await Deno.writeTextFile(config, configText(dir, 2));
+  const process = new RelayProcess(config);
+  let conn: Deno.TcpConn | undefined;
+  try {
+    const started = await process.waitForLine("relay started");
+    const httpUrl = /http=(\S+)/.exec(started)?.[1];
+    assert.ok(httpUrl !== undefined, `no URL in ${started}`);
+    const { hostname, port } = new URL(httpUrl);
+    conn = await Deno.connect({ hostname, port: Number(port) });
+    const key = crypto.getRandomValues(new Uint8Array(16)).toBase64();
+    await conn.write(new TextEncoder().encode(
+      `GET /ws/room HTTP/1.1\r\nHost: ${hostname}:${port}\r\n` +
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    ));
+    await conn.write(
+      encodeClientFrame(0x1, new TextEncoder().encode('{"type":"hello"}')),
+    );
+    const deadline = performance.now() + 5_000;
+    for (;;) {
+      const response = await fetch(`${httpUrl}/api/rooms`);
+      const body = await response.json() as {
+        rooms: { participants: number }[];
+      };
+      if (body.rooms[0]?.participants === 1) break;
+      assert.ok(performance.now() < deadline, "the raw client did not join");
+      await delay(20);
+    }
+
+    const mark = process.lines.length;
+    process.child.kill("SIGINT");
+    // Two signals sent back to back merge into one, so the second waits
+    // until the first has been handled.
+    await process.waitForLine("stopping", mark);
+    process.child.kill("SIGINT");
+    const status = await withTimeout(process.child.status, 20_000, "exit");
+    assert.equal(status.code, 0);
+  } finally {
+    conn?.close();
     await process.stop().catch(() => {});
     await Deno.remove(dir, { recursive: true });
   }
