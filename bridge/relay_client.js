@@ -154,6 +154,8 @@ export class RelayClient extends EventTarget {
   #connection = null;
   /** @type {string | null} */
   #errorCode = null;
+  /** `message` of the relay's last `error` signal, or "". */
+  #errorMessage = "";
   #hangupSent = false;
   #userClosed = false;
   #attempt = 0;
@@ -465,6 +467,7 @@ export class RelayClient extends EventTarget {
     joining.promise.catch(() => {});
     this.#joining = joining;
     this.#errorCode = null;
+    this.#errorMessage = "";
     this.#hangupSent = false;
     this.#welcome = null;
     if (this.#closedSettled) {
@@ -557,6 +560,9 @@ export class RelayClient extends EventTarget {
         // Browsers lose WebTransport close reasons, so the code that the
         // error signal carries is what reports the cause.
         this.#errorCode = signal.code;
+        this.#errorMessage = typeof signal.message === "string"
+          ? signal.message
+          : "";
         this.#dispatch("error", signal);
         if (this.#transport === "wt") {
           this.#connection?.close(
@@ -623,7 +629,13 @@ export class RelayClient extends EventTarget {
         errorCode,
         `Connection to ${this.#url} closed before welcome: ${closeCode}` +
           (errorCode === null ? "" : ` (${errorCode})`) +
-          (reason === "" ? "" : `: ${reason}`),
+          // The relay's explanation says more than the close reason,
+          // which repeats the error code.
+          (this.#errorMessage !== ""
+            ? `: ${this.#errorMessage}`
+            : reason === ""
+            ? ""
+            : `: ${reason}`),
       ),
     );
     if (retry) this.#scheduleReconnect();

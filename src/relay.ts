@@ -496,6 +496,8 @@ export class Relay {
       webtransport: this.wtUrl === null ? "disabled" : `${this.wtUrl}<room>`,
       certificate_hash: certificates?.current.hash.value,
       fingerprint: this.identity.fingerprint,
+      // The URLs name a host to connect to, which for 0.0.0.0 is loopback.
+      listen: options.host,
     });
   }
 

@@ -169,6 +169,8 @@ for (const transport of ["ws", "wt"] as const) {
       assert.ok(error instanceof RelayCloseError);
       assert.equal(error.code, 4409);
       assert.equal(error.errorCode, "room_full");
+      // The relay's explanation, not only the code, reaches the message.
+      assert.match(error.message, /\(room_full\): Room one is full/);
       assert.equal(second.state, "closed");
       await first.close();
     },
