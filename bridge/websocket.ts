@@ -186,6 +186,7 @@ export async function upgradeToParticipant(
 ): Promise<Response> {
   const parsed = parseRoomSegment(roomSegment);
   if (!parsed.ok) {
+    context.stats.requestsRejected.invalid_room++;
     return errorResponse(400, CLOSE.badRequest.error, parsed.message);
   }
 
@@ -198,6 +199,7 @@ export async function upgradeToParticipant(
   }
 
   if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+    context.stats.requestsRejected.invalid_upgrade++;
     return errorResponse(
       426,
       "upgrade_required",
@@ -250,6 +252,7 @@ export async function upgradeToParticipant(
       // Deno rejects an upgrade without a valid Sec-WebSocket-Key or
       // Version header.
       lease.release();
+      context.stats.requestsRejected.invalid_upgrade++;
       return errorResponse(
         400,
         CLOSE.badRequest.error,

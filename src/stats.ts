@@ -52,6 +52,18 @@ export const CONNECTION_REJECT_REASONS = [
 /** A connection limit that rejected a connection. */
 export type ConnectionRejectReason = typeof CONNECTION_REJECT_REASONS[number];
 
+/**
+ * Invalid requests rejected before a session started; the `reason` label
+ * of `wzp_relay_requests_rejected_total`.
+ */
+export const REQUEST_REJECT_REASONS = [
+  "invalid_room",
+  "invalid_upgrade",
+] as const;
+
+/** A reason an invalid request was rejected. */
+export type RequestRejectReason = typeof REQUEST_REJECT_REASONS[number];
+
 function zeroed<K extends string>(keys: readonly K[]): Record<K, number> {
   const record = {} as Record<K, number>;
   for (const key of keys) record[key] = 0;
@@ -85,6 +97,10 @@ export class RelayStats {
   /** Connections rejected by a connection limit, by the limit. */
   readonly connectionsRejected: Record<ConnectionRejectReason, number> = zeroed(
     CONNECTION_REJECT_REASONS,
+  );
+  /** Invalid requests rejected before a session started, by reason. */
+  readonly requestsRejected: Record<RequestRejectReason, number> = zeroed(
+    REQUEST_REJECT_REASONS,
   );
   /** Sessions closed, by close code. */
   readonly closes = new Map<number, number>();

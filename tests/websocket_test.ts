@@ -355,6 +355,13 @@ Deno.test("invalid room names get HTTP 400", async () => {
       assert.equal(body.error.code, "bad_request", segment);
     }
     assert.equal(relay.sessionCount, 0);
+    const metrics = await scrapeMetrics(relay);
+    assert.equal(
+      metricValue(metrics, "wzp_relay_requests_rejected_total", {
+        reason: "invalid_room",
+      }),
+      segments.length,
+    );
   });
 });
 

@@ -320,6 +320,7 @@ Deno.test({
     assert.equal(first.closeCode, 4400);
     assert.equal(second.closeCode, 4400);
     assert.equal(test.relay.sessionCount, 0);
+    assert.equal(test.relay.stats.requestsRejected.invalid_room, 2);
   },
 });
 

@@ -254,6 +254,7 @@ export function createHttpApp(deps: HttpDependencies): Hono<Env> {
   app.get("/ws/*", (c) => {
     const segment = rawPath(c).slice("/ws/".length);
     if (segment.includes("/")) {
+      context.stats.requestsRejected.invalid_room++;
       return c.json({
         error: {
           code: CLOSE.badRequest.error,

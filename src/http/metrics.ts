@@ -15,6 +15,7 @@ import {
   CONNECTION_REJECT_REASONS,
   DROP_REASONS,
   type RelayStats,
+  REQUEST_REJECT_REASONS,
   type TransportKind,
 } from "../stats.ts";
 
@@ -191,6 +192,19 @@ export function createMetricsRegistry(
       this.reset();
       for (const reason of CONNECTION_REJECT_REASONS) {
         this.inc({ reason }, stats.connectionsRejected[reason]);
+      }
+    },
+  });
+
+  new client.Counter({
+    name: "wzp_relay_requests_rejected_total",
+    help: "Invalid requests rejected before a session started, by reason",
+    labelNames: ["reason"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const reason of REQUEST_REJECT_REASONS) {
+        this.inc({ reason }, stats.requestsRejected[reason]);
       }
     },
   });

@@ -260,6 +260,7 @@ export class WebTransportServer {
         return;
 
       case "invalid":
+        this.#options.context.stats.requestsRejected.invalid_room++;
         this.#logger.debug("webtransport session rejected", {
           remote,
           reason: route.message,
