@@ -983,7 +983,7 @@ async function readUntilPing(conn: Deno.TcpConn): Promise<boolean> {
 }
 
 Deno.test("stuck reader leaves at liveness close", async () => {
-  // The client answers nothing and stops reading at the liveness ping,
+  // The client sends no pong and stops reading at the liveness ping,
   // and the flood that follows fills the buffers before Deno sends its
   // close frame. The close then never completes, so Deno never reports it,
   // and the relay must end the session itself. The slow-consumer timeout

@@ -9,7 +9,7 @@
  * It speaks the subset of the participant protocol that the load
  * generator's `RelayClient` uses. A session opens at `/room/<room>`, and
  * the client opens a signal stream of 4-byte length-prefixed JSON. The
- * floor answers `hello` with `welcome` and sends each datagram to the
+ * floor replies to `hello` with `welcome` and sends each datagram to the
  * other members of the room, prefixed with the sender's 2-byte source id.
  *
  * `/healthz` on the HTTP port answers once the QUIC endpoint listens.

@@ -136,10 +136,11 @@ export function pairedCost(
       fallback = cost;
     }
   }
-  const chosen = passed.length > 0 ? passed : fallback === null ? [] : [
-    fallback,
-  ];
-  if (chosen.length === 0) return null;
+  let chosen = passed;
+  if (chosen.length === 0) {
+    if (fallback === null) return null;
+    chosen = [fallback];
+  }
   chosen.sort((x, y) => x.participants - y.participants);
   const ratios = chosen.map((cost) => cost.ratio);
   return {
