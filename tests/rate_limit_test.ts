@@ -157,6 +157,11 @@ Deno.test("signal rate drops the excess", async () => {
     assert.ok(relay.stats.droppedSignals >= 7);
     assert.equal(pongs.length, 12 - relay.stats.droppedSignals);
     assert.equal(client.socket.readyState, WebSocket.OPEN);
+    const metrics = await scrapeMetrics(relay);
+    assert.equal(
+      metricValue(metrics, "wzp_relay_signals_dropped_total"),
+      relay.stats.droppedSignals,
+    );
     await client.close();
   });
 });

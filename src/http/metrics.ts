@@ -161,6 +161,16 @@ export function createMetricsRegistry(
   });
 
   new client.Counter({
+    name: "wzp_relay_signals_dropped_total",
+    help: "Signals dropped over the per-participant signal rate limit",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats.droppedSignals);
+    },
+  });
+
+  new client.Counter({
     name: "wzp_relay_sessions_closed_total",
     help: "Sessions closed by the relay, by close code",
     labelNames: ["code"],
