@@ -629,8 +629,8 @@ export class RelayClient extends EventTarget {
         errorCode,
         `Connection to ${this.#url} closed before welcome: ${closeCode}` +
           (errorCode === null ? "" : ` (${errorCode})`) +
-          // The relay's explanation says more than the close reason,
-          // which repeats the error code.
+          // The relay's error message explains the close, while the close
+          // reason only repeats the error code.
           (this.#errorMessage !== ""
             ? `: ${this.#errorMessage}`
             : reason === ""

@@ -381,7 +381,7 @@ Deno.test("SIGHUP reloads the config file", async () => {
 Deno.test("duplicate SIGINT still stops gracefully", async () => {
   // Ctrl-C under `deno task start` delivers SIGINT twice within moments:
   // once from the terminal and once forwarded by `deno task`. A client
-  // that never answers the close keeps the stop waiting, so the second
+  // that never replies to the close keeps the stop waiting, so the second
   // signal arrives while the first is still being handled.
   const dir = await Deno.makeTempDir({ prefix: "relay-sigint-" });
   const config = join(dir, "relay.yaml");

@@ -12,7 +12,7 @@
  * floor replies to `hello` with `welcome` and sends each datagram to the
  * other members of the room, prefixed with the sender's 2-byte source id.
  *
- * `/healthz` on the HTTP port answers once the QUIC endpoint listens.
+ * `/healthz` on the HTTP port returns 200 once the QUIC endpoint listens.
  *
  * Usage: deno run --allow-net --allow-read --unstable-net
  *   bench/baselines/deno_wt_floor.ts --port <udp port> --http-port <tcp port>

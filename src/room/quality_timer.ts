@@ -15,7 +15,7 @@ import type { Room } from "./room.ts";
 /**
  * Shortest interval between two ticks, in ms. Every tick wakes the event
  * loop, and a wake-up with nothing to do cost about 0.17 ms of CPU on the
- * benchmark machine. One shard per tick with the default 64 shards and 1 s
+ * benchmark machine (an estimate: idle CPU time over wake-ups). One shard per tick with the default 64 shards and 1 s
  * interval kept an idle relay at about 1 % of a core, so a tick visits as
  * many shards as it takes to keep ticks this far apart.
  */
